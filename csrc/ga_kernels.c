@@ -1,0 +1,113 @@
+/* graphad C kernels; see ga_kernels.h for the contract. */
+#include "ga_kernels.h"
+#include <math.h>
+
+#define BINARY_LOOP(EXPR)                                              \
+    for (ptrdiff_t i = 0; i < n; ++i) {                               \
+        T x = a[i * sa], y = b[i * sb];                               \
+        out[i] = (EXPR);                                              \
+    }
+
+#define DEFINE_BINARY(NAME, T, POW)                                    \
+void NAME(int op, ptrdiff_t n, const T *a, ptrdiff_t sa,              \
+          const T *b, ptrdiff_t sb, T *out)                            \
+{                                                                      \
+    switch (op) {                                                      \
+    case GA_ADD: BINARY_LOOP(x + y) break;                             \
+    case GA_SUB: BINARY_LOOP(x - y) break;                             \
+    case GA_MUL: BINARY_LOOP(x * y) break;                             \
+    case GA_DIV: BINARY_LOOP(x / y) break;                             \
+    case GA_POW: BINARY_LOOP(POW(x, y)) break;                         \
+    /* NaN propagates through maximum/minimum, as in NumPy */          \
+    case GA_MAXIMUM: BINARY_LOOP((x >= y || x != x) ? x : y) break;    \
+    case GA_MINIMUM: BINARY_LOOP((x <= y || x != x) ? x : y) break;    \
+    case GA_MUL0: BINARY_LOOP(x == 0 ? (T)0 : x * y) break;            \
+    }                                                                  \
+}
+
+#define T double
+DEFINE_BINARY(ga_binary_d, double, pow)
+#undef T
+#define T float
+DEFINE_BINARY(ga_binary_f, float, powf)
+#undef T
+
+#define UNARY_LOOP(EXPR)                                               \
+    for (ptrdiff_t i = 0; i < n; ++i) {                               \
+        T v = x[i];                                                    \
+        out[i] = (EXPR);                                              \
+    }
+
+/* softplus(v) = log(1 + e^v), computed without overflow for large v */
+#define SOFTPLUS(v, EXP, LOG1P) ((v) > 0 ? (v) + LOG1P(EXP(-(v))) : LOG1P(EXP(v)))
+/* sigmoid(v) = 1 / (1 + e^-v), with e^-|v| so that nothing overflows */
+#define SIGMOID(v, EXP) ((v) >= 0 ? 1 / (1 + EXP(-(v))) : EXP(v) / (1 + EXP(v)))
+
+#define DEFINE_UNARY(NAME, T, SFX)                                     \
+void NAME(int op, ptrdiff_t n, const T *x, T *out)                    \
+{                                                                      \
+    switch (op) {                                                      \
+    case GA_NEG: UNARY_LOOP(-v) break;                                 \
+    case GA_EXP: UNARY_LOOP(exp##SFX(v)) break;                        \
+    case GA_LOG: UNARY_LOOP(log##SFX(v)) break;                        \
+    case GA_LOG1P: UNARY_LOOP(log1p##SFX(v)) break;                    \
+    case GA_SIN: UNARY_LOOP(sin##SFX(v)) break;                        \
+    case GA_COS: UNARY_LOOP(cos##SFX(v)) break;                        \
+    case GA_TAN: UNARY_LOOP(tan##SFX(v)) break;                        \
+    case GA_TANH: UNARY_LOOP(tanh##SFX(v)) break;                      \
+    case GA_SINH: UNARY_LOOP(sinh##SFX(v)) break;                      \
+    case GA_COSH: UNARY_LOOP(cosh##SFX(v)) break;                      \
+    case GA_SQRT: UNARY_LOOP(sqrt##SFX(v)) break;                      \
+    case GA_SQUARE: UNARY_LOOP(v * v) break;                           \
+    case GA_ABS: UNARY_LOOP(fabs##SFX(v)) break;                       \
+    case GA_SIGN: UNARY_LOOP(v > 0 ? (T)1 : (v < 0 ? (T)-1 : v)) break; \
+    case GA_RELU: UNARY_LOOP(v > 0 ? v : (T)0) break;                  \
+    case GA_SIGMOID: UNARY_LOOP(SIGMOID(v, exp##SFX)) break;           \
+    case GA_SOFTPLUS: UNARY_LOOP(SOFTPLUS(v, exp##SFX, log1p##SFX)) break; \
+    case GA_RECIPROCAL: UNARY_LOOP((T)1 / v) break;                    \
+    case GA_STEP: UNARY_LOOP(v > 0 ? (T)1 : (T)0) break;               \
+    }                                                                  \
+}
+
+#define T double
+DEFINE_UNARY(ga_unary_d, double, )
+#undef T
+#define T float
+DEFINE_UNARY(ga_unary_f, float, f)
+#undef T
+
+#define DEFINE_REST(SFX, T)                                            \
+void ga_accumulate_##SFX(ptrdiff_t n, T *acc, const T *x)             \
+{                                                                      \
+    for (ptrdiff_t i = 0; i < n; ++i) acc[i] += x[i];                 \
+}                                                                      \
+void ga_sum_rows_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x, T *out) \
+{                                                                      \
+    for (ptrdiff_t j = 0; j < cols; ++j) out[j] = 0;                  \
+    for (ptrdiff_t i = 0; i < rows; ++i) {                            \
+        const T *row = x + i * cols;                                   \
+        for (ptrdiff_t j = 0; j < cols; ++j) out[j] += row[j];        \
+    }                                                                  \
+}                                                                      \
+static double pairwise_##SFX(ptrdiff_t n, const T *x)                 \
+{                                                                      \
+    if (n <= 128) {                                                    \
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                         \
+        ptrdiff_t i = 0;                                               \
+        for (; i + 4 <= n; i += 4) {                                   \
+            s0 += x[i]; s1 += x[i + 1]; s2 += x[i + 2]; s3 += x[i + 3]; \
+        }                                                              \
+        for (; i < n; ++i) s0 += x[i];                                 \
+        return (s0 + s1) + (s2 + s3);                                  \
+    }                                                                  \
+    ptrdiff_t half = (n / 2) & ~(ptrdiff_t)7;                          \
+    return pairwise_##SFX(half, x) + pairwise_##SFX(n - half, x + half); \
+}                                                                      \
+double ga_sum_##SFX(ptrdiff_t n, const T *x) { return pairwise_##SFX(n, x); } \
+void ga_axpy_##SFX(ptrdiff_t n, T alpha, const T *x, T *y)            \
+{                                                                      \
+    for (ptrdiff_t i = 0; i < n; ++i) y[i] += alpha * x[i];           \
+}
+
+DEFINE_REST(d, double)
+DEFINE_REST(f, float)

@@ -1,0 +1,51 @@
+/* graphad C kernels: elementwise maps and reductions on raw buffers.
+ *
+ * Contract shared by every kernel here:
+ *   - n is the number of output elements; buffers are contiguous.
+ *   - an input stride is 1 (a full operand) or 0 (a size-1 operand broadcast to n);
+ *   - out may alias an input of stride 1 (in-place update) but never a stride-0 input;
+ *   - no kernel allocates, takes the GIL or touches Python objects, so callers run them nogil.
+ * Each kernel exists for double (_d) and float (_f); the body is written once as a macro.
+ */
+#ifndef GA_KERNELS_H
+#define GA_KERNELS_H
+#include <stddef.h>
+
+enum ga_binary_op {
+    GA_ADD, GA_SUB, GA_MUL, GA_DIV, GA_POW, GA_MAXIMUM, GA_MINIMUM,
+    GA_MUL0            /* a*b, but exactly 0 wherever a == 0: the chain-rule product g*f'(x) */
+};
+
+enum ga_unary_op {
+    GA_NEG, GA_EXP, GA_LOG, GA_LOG1P, GA_SIN, GA_COS, GA_TAN, GA_TANH, GA_SINH, GA_COSH,
+    GA_SQRT, GA_SQUARE, GA_ABS, GA_SIGN, GA_RELU, GA_SIGMOID, GA_SOFTPLUS, GA_RECIPROCAL,
+    GA_STEP            /* 1 where x > 0 else 0: the derivative of relu */
+};
+
+/* out[i] = a[i*sa] (op) b[i*sb] */
+void ga_binary_d(int op, ptrdiff_t n, const double *a, ptrdiff_t sa,
+                 const double *b, ptrdiff_t sb, double *out);
+void ga_binary_f(int op, ptrdiff_t n, const float *a, ptrdiff_t sa,
+                 const float *b, ptrdiff_t sb, float *out);
+
+/* out[i] = op(x[i]) */
+void ga_unary_d(int op, ptrdiff_t n, const double *x, double *out);
+void ga_unary_f(int op, ptrdiff_t n, const float *x, float *out);
+
+/* acc[i] += x[i]: gradient accumulation into a buffer the sweep owns */
+void ga_accumulate_d(ptrdiff_t n, double *acc, const double *x);
+void ga_accumulate_f(ptrdiff_t n, float *acc, const float *x);
+
+/* out[j] = sum_i x[i*cols + j] for a C-contiguous (rows, cols) x: the bias-gradient reduction */
+void ga_sum_rows_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, double *out);
+void ga_sum_rows_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, float *out);
+
+/* sum of n contiguous values, pairwise for accuracy (as NumPy does) */
+double ga_sum_d(ptrdiff_t n, const double *x);
+double ga_sum_f(ptrdiff_t n, const float *x);
+
+/* p[i] -= lr * g[i]: the plain gradient-descent update, in place */
+void ga_axpy_d(ptrdiff_t n, double alpha, const double *x, double *y);
+void ga_axpy_f(ptrdiff_t n, float alpha, const float *x, float *y);
+
+#endif

@@ -1,0 +1,24 @@
+"""graphad: automatic differentiation on computational graphs, with a Cython engine.
+
+    import graphad as ga
+    x = ga.tensor([1.0, 2.0], requires_grad=True)
+    y = (ga.sin(x) * x).sum()
+    y.backward()          # x.grad == cos(x) * x + sin(x)
+"""
+from graphad import _core, _ops
+from graphad._core import (Tensor, as_tensor, is_debug, is_grad_enabled, no_grad, set_debug,
+                           set_grad_enabled, tensor)
+from graphad._ops import *  # noqa: F401,F403  (the public array functions)
+from graphad._ops import abs, max, min, sum  # noqa: F401  (shadow the builtins on purpose)
+from graphad.checking import GradientCheckError, check_grad, finite_diff
+from graphad.transforms import grad, jvp, value_and_grad, vjp
+
+_core.install_ops(_ops)
+
+__version__ = "0.1.0"
+
+
+def zero_grad(params):
+    """Clear .grad of every tensor in params."""
+    for p in params:
+        p.grad = None

@@ -1,0 +1,36 @@
+# Declarations shared by the Cython modules: the primitive descriptor, the Tensor (which is also
+# the graph node that produced it), and the entry point that applies a primitive.
+
+cdef class Prim:
+    cdef readonly str name
+    cdef public object fwd      # fwd(params, *inputs) -> out, or (out, saved) when `saves`
+    cdef public object vjp      # vjp(node, g) -> tuple of input cotangents (None means zero)
+    cdef public object jvp      # jvp(node, tangents) -> output tangent (None means zero)
+    cdef public bint saves
+
+
+cdef class Tensor:
+    cdef public object data     # the value: an ndarray
+    cdef public object grad     # accumulated gradient of a leaf
+    cdef bint _requires_grad
+    cdef public Prim prim       # the primitive that made this tensor; None for leaves/constants
+    cdef public tuple parents   # the primitive's inputs, as given (Tensors and constants)
+    cdef public object params   # static parameters of the primitive (axis, shape, ...)
+    cdef public object saved    # residuals the forward kept for the rules
+    # sweep scratch: accumulated cotangent or tangent, whether the sweep owns that buffer,
+    # and marks stamped by the sweep that last visited this node
+    cdef object _ct
+    cdef bint _ct_owned
+    cdef long _seen
+    cdef long _need
+    cdef long _src
+    cdef bint _freed
+    cdef object __weakref__
+
+
+cpdef object apply(Prim p, tuple args, object params=*)
+cpdef object call(Prim p, tuple args, object params=*)
+cpdef object arg(Tensor node, Py_ssize_t i)
+cpdef object out(Tensor node)
+cpdef bint need(Tensor node, Py_ssize_t i)
+cdef Tensor wrap(object data)

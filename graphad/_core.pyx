@@ -1,0 +1,674 @@
+# cython: language_level=3
+"""The graph engine: Tensor (value + the node that made it), primitive application, and the
+reverse and forward sweeps.
+
+A Tensor that requires grad remembers its primitive, its inputs and the primitive's parameters;
+that record is the node.  Nodes are created in evaluation order, so the graph is a DAG whose
+topological order the sweeps recover with an iterative depth-first search (no recursion).
+
+Rules (in graphad/_prims.pyx) read a node's inputs through `arg(node, i)` and its output through
+`out(node)`.  In a plain sweep those are the raw ndarrays and rules run on arrays; in a sweep with
+create_graph=True they are the Tensors themselves, so the rules' own operations are recorded and
+can be differentiated again.  One rule serves both.
+"""
+cimport cython
+import numpy as np
+cimport numpy as cnp
+from graphad cimport _kernels as K
+
+cnp.import_array()
+
+# ----------------------------------------------------------------------------------------------
+# global modes
+
+cdef bint _grad_enabled = True
+cdef bint _recording = False     # rules see Tensors (create_graph) rather than raw arrays
+cdef bint _debug = False
+cdef long _stamp = 0             # incremented by every sweep; marks what a sweep has visited
+cdef long _sweep = 0             # the stamp of the sweep now running
+cdef object _O = None            # the ops module (graphad._prims), installed at import
+
+
+def install_ops(module):
+    global _O
+    _O = module
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+def set_grad_enabled(bint mode):
+    """Turn graph recording on or off; returns the previous mode."""
+    global _grad_enabled
+    prev = _grad_enabled
+    _grad_enabled = mode
+    return prev
+
+
+def set_debug(bint mode=True):
+    """Anomaly mode: every primitive checks its output (and every rule its cotangents) for
+    NaN/Inf and raises FloatingPointError naming the primitive and its input shapes."""
+    global _debug
+    _debug = mode
+
+
+def is_debug():
+    return _debug
+
+
+class no_grad:
+    """Context manager (and decorator) that disables graph recording."""
+
+    def __enter__(self):
+        self._prev = set_grad_enabled(False)
+        return self
+
+    def __exit__(self, *exc):
+        set_grad_enabled(self._prev)
+        return False
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(fn, "__doc__", None)
+        return wrapper
+
+
+# ----------------------------------------------------------------------------------------------
+# primitives
+
+cdef class Prim:
+    """A primitive operation: forward on arrays, VJP and JVP rules on nodes."""
+
+    def __init__(self, str name, fwd, vjp=None, jvp=None, bint saves=False):
+        self.name = name
+        self.fwd = fwd
+        self.vjp = vjp
+        self.jvp = jvp
+        self.saves = saves
+
+    def __repr__(self):
+        return f"Prim({self.name})"
+
+
+cdef inline object _shape_of(object x):
+    return x.shape if isinstance(x, (np.ndarray, Tensor)) else np.shape(x)
+
+
+cdef void _check_finite(Prim p, object out, tuple raw, str where) except *:
+    if isinstance(out, np.ndarray) and out.dtype.kind in "fc" and not np.isfinite(out).all():
+        shapes = ", ".join(str(_shape_of(r)) for r in raw)
+        raise FloatingPointError(
+            f"{p.name}{where} produced NaN/Inf (input shapes: {shapes})")
+
+
+cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
+    cdef Py_ssize_t i, n = len(args)
+    cdef bint any_tensor = False, needs = False
+    cdef Tensor t
+    cdef list raw = [None] * n
+    for i in range(n):
+        a = args[i]
+        if type(a) is Tensor:
+            t = <Tensor>a
+            any_tensor = True
+            raw[i] = t.data
+            if t._requires_grad:
+                needs = True
+        else:
+            raw[i] = a
+    res = p.fwd(params, *raw)
+    if p.saves:
+        res, saved = res
+    else:
+        saved = None
+    if _debug:
+        _check_finite(p, res, tuple(raw), "")
+    if not (any_tensor or always_wrap):
+        return res
+    t = Tensor.__new__(Tensor)
+    t.data = res
+    if needs and _grad_enabled:
+        t._requires_grad = True
+        t.prim = p
+        t.parents = args
+        t.params = params
+        t.saved = saved
+    return t
+
+
+cpdef object apply(Prim p, tuple args, object params=None):
+    """Apply a primitive and return a Tensor (recording a node when an input requires grad)."""
+    return _apply(p, args, params, True)
+
+
+cpdef object call(Prim p, tuple args, object params=None):
+    """Apply a primitive inside a rule: arrays in, array out; Tensors in, Tensor out."""
+    return _apply(p, args, params, False)
+
+
+cpdef object arg(Tensor node, Py_ssize_t i):
+    """Input i of a node as a rule should see it: raw, or a Tensor when recording."""
+    a = node.parents[i]
+    if not _recording and type(a) is Tensor:
+        return (<Tensor>a).data
+    return a
+
+
+cpdef object out(Tensor node):
+    """The output of a node as a rule should see it."""
+    return node if _recording else node.data
+
+
+cpdef bint need(Tensor node, Py_ssize_t i):
+    """Whether the running reverse sweep needs the cotangent of input i (it leads to a target)."""
+    a = node.parents[i]
+    return type(a) is Tensor and (<Tensor>a)._need == _sweep
+
+
+cdef Tensor wrap(object data):
+    cdef Tensor t = Tensor.__new__(Tensor)
+    t.data = data
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+# Tensor
+
+cdef inline object _unwrap(object x):
+    return (<Tensor>x).data if type(x) is Tensor else x
+
+
+def _float_dtype_required(dtype, what):
+    if np.dtype(dtype).kind not in "fc":
+        raise TypeError(f"{what}: only floating-point tensors have derivatives, got dtype "
+                        f"{np.dtype(dtype)}; convert with .astype(np.float64) first")
+
+
+@cython.trashcan(True)
+@cython.freelist(256)
+cdef class Tensor:
+    """An n-dimensional array that records the operations applied to it.
+
+    Arithmetic, indexing and the NumPy-style methods return new Tensors; when any input
+    requires grad (and recording is on), the result remembers how it was made, and
+    `backward()` runs a reverse sweep over that record.
+    """
+    __array_ufunc__ = None          # NumPy defers to our reflected operators: np_array + t -> Tensor
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        if isinstance(data, Tensor):
+            data = (<Tensor>data).data
+        self.data = np.array(data, dtype=dtype)
+        if self.data.dtype.kind in "iub" and dtype is None and not requires_grad:
+            pass
+        elif self.data.dtype == np.float16 or self.data.dtype.kind not in "fciub":
+            self.data = self.data.astype(np.float64)
+        self.requires_grad = requires_grad
+
+    # -- attributes --------------------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value:
+            _float_dtype_required(self.data.dtype, "requires_grad")
+            if self.prim is not None:
+                return
+        elif self.prim is not None:
+            raise RuntimeError("requires_grad: cannot be switched off on a tensor computed from "
+                               "others; use .detach()")
+        self._requires_grad = bool(value)
+
+    @property
+    def is_leaf(self):
+        return self.prim is None
+
+    @property
+    def shape(self):
+        return self.data.shape
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def T(self):
+        return _O.transpose(self)
+
+    def numpy(self):
+        """The value as an ndarray (a read-only view: graphad never lets the graph be edited)."""
+        v = self.data.view()
+        v.flags.writeable = False
+        return v
+
+    def item(self):
+        return self.data.item()
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.data, dtype=dtype)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __iter__(self):
+        for i in range(len(self.data)):
+            yield self[i]
+
+    def __float__(self):
+        return float(self.data)
+
+    def __int__(self):
+        return int(self.data)
+
+    def __bool__(self):
+        return bool(self.data)
+
+    def __hash__(self):
+        return id(self)
+
+    def __repr__(self):
+        body = np.array2string(self.data, separator=", ", prefix="tensor(")
+        extra = ""
+        if self.prim is not None:
+            extra = f", prim={self.prim.name}"
+        elif self._requires_grad:
+            extra = ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def astype(self, dtype):
+        return _O.astype(self, dtype)
+
+    def detach(self):
+        """The same value, cut off from the graph."""
+        return wrap(self.data)
+
+    def zero_grad(self):
+        self.grad = None
+
+    def backward(self, seed=None, retain_graph=False, create_graph=False):
+        """Reverse sweep from this tensor; gradients accumulate into `.grad` of the leaves."""
+        if seed is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: the output has shape {self.data.shape}, not a scalar; pass a "
+                    f"seed (the cotangent, an array of shape {self.data.shape}) to backward(seed)")
+            seed = np.ones(self.data.shape, self.data.dtype)
+        else:
+            seed = _unwrap(seed) if not create_graph else seed
+            if _shape_of(seed) != self.data.shape:
+                raise ValueError(f"backward: seed has shape {_shape_of(seed)} but the output "
+                                 f"has shape {self.data.shape}")
+        if not self._requires_grad:
+            raise RuntimeError("backward: this tensor does not require grad (no input had "
+                               "requires_grad=True, or it was computed under no_grad)")
+        reverse_sweep([self], [seed], retain_graph=retain_graph or create_graph,
+                      create_graph=create_graph)
+
+    # -- operators ----------------------------------------------------------------------------
+    def __add__(self, other): return _O.add(self, other)
+    def __radd__(self, other): return _O.add(other, self)
+    def __sub__(self, other): return _O.subtract(self, other)
+    def __rsub__(self, other): return _O.subtract(other, self)
+    def __mul__(self, other): return _O.multiply(self, other)
+    def __rmul__(self, other): return _O.multiply(other, self)
+    def __truediv__(self, other): return _O.divide(self, other)
+    def __rtruediv__(self, other): return _O.divide(other, self)
+    def __pow__(self, other, mod): return _O.power(self, other)
+    def __rpow__(self, other, mod): return _O.power(other, self)
+    def __matmul__(self, other): return _O.matmul(self, other)
+    def __rmatmul__(self, other): return _O.matmul(other, self)
+    def __neg__(self): return _O.negative(self)
+    def __pos__(self): return self
+    def __abs__(self): return _O.abs(self)
+    def __getitem__(self, idx): return _O.getitem(self, idx)
+    def __lt__(self, other): return wrap(self.data < _unwrap(other))
+    def __le__(self, other): return wrap(self.data <= _unwrap(other))
+    def __gt__(self, other): return wrap(self.data > _unwrap(other))
+    def __ge__(self, other): return wrap(self.data >= _unwrap(other))
+    def __eq__(self, other): return wrap(self.data == _unwrap(other))
+    def __ne__(self, other): return wrap(self.data != _unwrap(other))
+
+    # -- NumPy-style methods ------------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False): return _O.sum(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return _O.mean(self, axis, keepdims)
+    def max(self, axis=None, keepdims=False): return _O.max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return _O.min(self, axis, keepdims)
+    def reshape(self, *shape):
+        if len(shape) == 1 and not isinstance(shape[0], int):
+            shape = shape[0]
+        return _O.reshape(self, shape)
+    def transpose(self, *axes):
+        if len(axes) == 1 and not isinstance(axes[0], int):
+            axes = axes[0]
+        return _O.transpose(self, axes or None)
+    def swapaxes(self, a, b): return _O.swapaxes(self, a, b)
+    def squeeze(self, axis=None): return _O.squeeze(self, axis)
+    def dot(self, other): return _O.dot(self, other)
+    def trace(self): return _O.trace(self)
+    def exp(self): return _O.exp(self)
+    def log(self): return _O.log(self)
+    def sqrt(self): return _O.sqrt(self)
+    def tanh(self): return _O.tanh(self)
+    def clip(self, lo=None, hi=None): return _O.clip(self, lo, hi)
+    def flatten(self): return _O.reshape(self, (-1,))
+    def ravel(self): return _O.reshape(self, (-1,))
+
+
+def tensor(data, requires_grad=False, dtype=None):
+    """A new leaf Tensor holding a copy of `data`."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def as_tensor(x):
+    """x itself if it is a Tensor, else a constant Tensor viewing x (no copy)."""
+    if type(x) is Tensor:
+        return x
+    return wrap(np.asarray(x))
+
+
+def leaf(data, requires_grad=True):
+    """A leaf Tensor over `data` without copying (for the transforms, which own their inputs)."""
+    cdef Tensor t = wrap(data)
+    if requires_grad:
+        _float_dtype_required(t.data.dtype, "differentiation")
+        t._requires_grad = True
+    return t
+
+
+def make_node(Prim p, object data, tuple parents, object params=None, object saved=None):
+    """A node for a value computed elsewhere (custom rules, the ODE solver)."""
+    cdef Tensor t = wrap(data)
+    t._requires_grad = True
+    t.prim = p
+    t.parents = parents
+    t.params = params
+    t.saved = saved
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+# the sweeps
+
+def _freed_error():
+    return RuntimeError(
+        "backward: this graph was already freed by an earlier backward(); call the first "
+        "backward(retain_graph=True) to sweep the same graph twice")
+
+
+cdef list _topo_order(list roots, long stamp, bint by_sources):
+    """Nodes reachable from the roots through tensors that require grad, in topological order
+    (inputs before outputs), by an iterative depth-first search.  Marks `_need` on every node
+    that leads to a target (a leaf, or a source when sources are given)."""
+    cdef list order = []
+    cdef list stack = []
+    cdef list istack = []
+    cdef Tensor t, p
+    cdef Py_ssize_t i, n
+    cdef bint pushed
+    for r in roots:
+        t = <Tensor>r
+        if t._seen == stamp:
+            continue
+        t._seen = stamp
+        if t._src == stamp or t.prim is None:
+            continue
+        if t._freed:
+            raise _freed_error()
+        stack.append(t)
+        istack.append(0)
+        while stack:
+            t = <Tensor>stack[-1]
+            i = <Py_ssize_t>istack[-1]
+            parents = t.parents
+            n = len(parents)
+            pushed = False
+            while i < n:
+                a = parents[i]
+                i += 1
+                if type(a) is not Tensor:
+                    continue
+                p = <Tensor>a
+                if not p._requires_grad or p._seen == stamp:
+                    continue
+                p._seen = stamp
+                if p._src == stamp:          # a source: a target, and never descended past
+                    p._need = stamp
+                    continue
+                if p.prim is None:           # a leaf: a target unless sources were named
+                    if not by_sources:
+                        p._need = stamp
+                    continue
+                if p._freed:
+                    raise _freed_error()
+                istack[-1] = i
+                stack.append(p)
+                istack.append(0)
+                pushed = True
+                break
+            if pushed:
+                continue
+            stack.pop()
+            istack.pop()
+            # post-order: every input of t has been finished, so t knows if it leads anywhere
+            if t._need != stamp:
+                for a in parents:
+                    if type(a) is Tensor and (<Tensor>a)._need == stamp:
+                        t._need = stamp
+                        break
+            if t._need == stamp:
+                order.append(t)
+    return order
+
+
+cdef object _sum_to(object g, tuple shape, Py_ssize_t nlead):
+    """Un-broadcast: sum g (shape lead + broadcast shape) down to lead + shape.  The one place
+    where broadcasting is undone, so that rules may return cotangents of the output's shape."""
+    gshape = _shape_of(g)
+    cdef Py_ssize_t extra = len(gshape) - nlead - len(shape)
+    cdef Py_ssize_t i
+    if extra < 0:
+        raise ValueError(f"cotangent of shape {gshape} cannot reduce to {shape}")
+    axes = list(range(nlead, nlead + extra))
+    for i in range(len(shape)):
+        if shape[i] == 1 and gshape[nlead + extra + i] != 1:
+            axes.append(nlead + extra + i)
+    target = tuple(gshape[:nlead]) + shape
+    if not axes:
+        return _O.reshape_(g, target)
+    if not _recording and nlead == 0 and extra == 1 and len(axes) == 1 and len(gshape) == 2:
+        return K.sum_rows(g)
+    return _O.reshape_(_O.sum_(g, tuple(axes), False), target)
+
+
+cdef inline void _accumulate(Tensor p, object g):
+    """Add a cotangent into p's accumulator.  A buffer the sweep did not allocate itself (a rule
+    may pass its input through) is never written to: the first sum allocates an owned one."""
+    if p._ct is None:
+        p._ct = g
+        p._ct_owned = False
+    elif _recording:
+        p._ct = _O.add(p._ct, g)
+    elif p._ct_owned:
+        p._ct = K.accumulate(p._ct, g)
+    else:
+        p._ct = K.binary(K.GA_ADD, p._ct, g)
+        p._ct_owned = True
+
+
+cdef object _fit(object g, Tensor p, Py_ssize_t nlead):
+    """Bring a rule's cotangent for input p to shape lead + p.shape and to p's dtype."""
+    pshape = p.data.shape
+    gshape = _shape_of(g)
+    if len(gshape) != nlead + len(pshape) or tuple(gshape[nlead:]) != pshape:
+        g = _sum_to(g, pshape, nlead)
+    if type(g) is Tensor:
+        if (<Tensor>g).data.dtype != p.data.dtype:
+            g = _O.astype(g, p.data.dtype)
+    elif isinstance(g, np.ndarray):
+        if (<cnp.ndarray>g).dtype != p.data.dtype:
+            g = g.astype(p.data.dtype)
+    else:
+        g = np.asarray(g, dtype=p.data.dtype)
+    return g
+
+
+def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_graph=False,
+                  list sources=None, Py_ssize_t nlead=0):
+    """Propagate the seeds (one cotangent per root, each of shape lead + root.shape) backwards.
+
+    Without sources, cotangents reaching leaves accumulate into their `.grad`.  With sources,
+    the sweep stops at them and returns their cotangents (None where none arrived), leaving
+    `.grad` alone.  `nlead` leading axes of every cotangent are a batch carried through the
+    sweep (a block of cotangents for jacrev).  The graph is freed unless retain_graph.
+    """
+    global _stamp, _sweep, _recording, _grad_enabled
+    cdef Tensor t, p
+    cdef Py_ssize_t i, j, n
+    cdef long stamp
+    _stamp += 1
+    stamp = _stamp
+    if sources is not None:
+        for s in sources:
+            (<Tensor>s)._src = stamp
+    order = _topo_order(roots, stamp, sources is not None)
+    leaves = []
+    prev_sweep, prev_rec, prev_grad = _sweep, _recording, _grad_enabled
+    _sweep = stamp
+    _recording = create_graph
+    _grad_enabled = create_graph
+    try:
+        for i in range(len(roots)):
+            t = <Tensor>roots[i]
+            is_target = t._src == stamp or (t.prim is None and sources is None)
+            if t._need == stamp or is_target:
+                if is_target and t._ct is None:
+                    leaves.append(t)
+                _accumulate(t, _fit(seeds[i], t, nlead))
+        for j in range(len(order) - 1, -1, -1):
+            t = <Tensor>order[j]
+            order[j] = None
+            g = t._ct
+            t._ct = None
+            if g is not None:
+                if t.prim.vjp is None:
+                    raise NotImplementedError(f"reverse mode: no VJP rule for {t.prim.name}")
+                grads = t.prim.vjp(t, g)
+                parents = t.parents
+                n = len(parents)
+                for i in range(n):
+                    gi = grads[i]
+                    if gi is None:
+                        continue
+                    a = parents[i]
+                    if type(a) is not Tensor or (<Tensor>a)._need != stamp:
+                        continue
+                    p = <Tensor>a
+                    gi = _fit(gi, p, nlead)
+                    if _debug:
+                        _check_finite(t.prim, _unwrap(gi), tuple(_unwrap(x) for x in parents),
+                                      f" (backward, cotangent of input {i})")
+                    if p._ct is None and (p.prim is None or p._src == stamp):
+                        leaves.append(p)
+                    _accumulate(p, gi)
+            if not retain_graph:
+                t.parents = None
+                t.saved = None
+                t._freed = True
+        if sources is not None:
+            results = []
+            for s in sources:
+                t = <Tensor>s
+                results.append(t._ct)
+                t._ct = None
+            for p in leaves:
+                p._ct = None
+            return results
+        for p in leaves:
+            g = p._ct
+            p._ct = None
+            if p.grad is None:
+                if create_graph or p._ct_owned:
+                    p.grad = g
+                else:
+                    p.grad = np.array(g, copy=True)
+            elif create_graph or type(p.grad) is Tensor:
+                p.grad = _O.add(p.grad, g)
+            else:
+                p.grad = K.accumulate(p.grad, _unwrap(g))
+        return None
+    finally:
+        _sweep, _recording, _grad_enabled = prev_sweep, prev_rec, prev_grad
+        for t in order:
+            if t is not None:
+                t._ct = None
+
+
+def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
+                  bint record=False):
+    """Push tangents (one per input, shape lead + input.shape) forward through the graph
+    between inputs and outputs, with each node's JVP rule; returns the outputs' tangents
+    (zeros where no tangent reached).  Rules see Tensors (and so are recorded) when recording
+    is on, so forward sweeps nest and compose with reverse ones."""
+    global _stamp, _recording, _grad_enabled
+    cdef Tensor t, p
+    cdef long stamp
+    cdef Py_ssize_t j, i, n
+    _stamp += 1
+    stamp = _stamp
+    for x in inputs:
+        (<Tensor>x)._src = stamp
+    order = _topo_order(outputs, stamp, True)
+    prev_rec, prev_grad = _recording, _grad_enabled
+    _recording = record
+    _grad_enabled = record
+    try:
+        for x, v in zip(inputs, tangents):
+            (<Tensor>x)._ct = v
+        for j in range(len(order)):
+            t = <Tensor>order[j]
+            parents = t.parents
+            n = len(parents)
+            tans = [None] * n
+            anything = False
+            for i in range(n):
+                a = parents[i]
+                if type(a) is Tensor and (<Tensor>a)._need == stamp:
+                    tans[i] = (<Tensor>a)._ct
+                    if tans[i] is not None:
+                        anything = True
+            if anything:
+                if t.prim.jvp is None:
+                    raise NotImplementedError(f"forward mode: no JVP rule for {t.prim.name}")
+                v = t.prim.jvp(t, tans)
+                if v is not None and tuple(_shape_of(v)[nlead:]) != t.data.shape:
+                    v = _O.broadcast_to_(v, tuple(_shape_of(v)[:nlead]) + t.data.shape)
+                t._ct = v
+        results = []
+        for o in outputs:
+            t = <Tensor>o
+            v = t._ct
+            if v is None:
+                v = np.zeros(tuple(_shape_of(tangents[0])[:nlead]) + t.data.shape, t.data.dtype)
+            results.append(v)
+        return results
+    finally:
+        _recording, _grad_enabled = prev_rec, prev_grad
+        for t in order:
+            t._ct = None
+        for x in inputs:
+            (<Tensor>x)._ct = None

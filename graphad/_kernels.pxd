@@ -1,0 +1,18 @@
+# Array-level wrappers around the C kernels in csrc/ and BLAS: each takes ndarrays (or Python
+# scalars), allocates its result, and releases the GIL around the loop.  They fall back to NumPy
+# for the cases the kernels do not cover (mixed dtypes, integer data, general broadcasting).
+
+cdef extern from "ga_kernels.h":
+    enum ga_binary_op:
+        GA_ADD, GA_SUB, GA_MUL, GA_DIV, GA_POW, GA_MAXIMUM, GA_MINIMUM, GA_MUL0
+    enum ga_unary_op:
+        GA_NEG, GA_EXP, GA_LOG, GA_LOG1P, GA_SIN, GA_COS, GA_TAN, GA_TANH, GA_SINH, GA_COSH,
+        GA_SQRT, GA_SQUARE, GA_ABS, GA_SIGN, GA_RELU, GA_SIGMOID, GA_SOFTPLUS, GA_RECIPROCAL,
+        GA_STEP
+
+cpdef object binary(int op, object a, object b)
+cpdef object unary(int op, object x)
+cpdef object matmul(object a, object b)
+cpdef object accumulate(object acc, object x)
+cpdef object sum_rows(object x)
+cpdef object axpy(double alpha, object x, object y)

@@ -1,0 +1,336 @@
+# cython: language_level=3, cdivision=True
+"""Array-level wrappers for the C kernels (csrc/ga_kernels.c) and for BLAS matmul.
+
+Fast paths cover float64/float32 buffers that are contiguous and of one shape (or one operand of
+size 1); everything else goes to the equivalent NumPy call, so results always match NumPy's.
+"""
+import numpy as np
+cimport numpy as cnp
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+cnp.import_array()
+
+cdef extern from "ga_kernels.h" nogil:
+    void ga_binary_d(int op, Py_ssize_t n, const double *a, Py_ssize_t sa,
+                     const double *b, Py_ssize_t sb, double *out)
+    void ga_binary_f(int op, Py_ssize_t n, const float *a, Py_ssize_t sa,
+                     const float *b, Py_ssize_t sb, float *out)
+    void ga_unary_d(int op, Py_ssize_t n, const double *x, double *out)
+    void ga_unary_f(int op, Py_ssize_t n, const float *x, float *out)
+    void ga_accumulate_d(Py_ssize_t n, double *acc, const double *x)
+    void ga_accumulate_f(Py_ssize_t n, float *acc, const float *x)
+    void ga_sum_rows_d(Py_ssize_t rows, Py_ssize_t cols, const double *x, double *out)
+    void ga_sum_rows_f(Py_ssize_t rows, Py_ssize_t cols, const float *x, float *out)
+    void ga_axpy_d(Py_ssize_t n, double alpha, const double *x, double *y)
+    void ga_axpy_f(Py_ssize_t n, float alpha, const float *x, float *y)
+
+
+def _mul0(a, b):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return np.where(np.asarray(a) == 0, np.zeros((), np.result_type(a, b)), np.multiply(a, b))
+
+# NumPy equivalents, indexed by the C op codes, for the cases the kernels do not take.
+_NP_BINARY = (np.add, np.subtract, np.multiply, np.true_divide, np.power, np.maximum,
+              np.minimum, _mul0)
+_NP_UNARY = (np.negative, np.exp, np.log, np.log1p, np.sin, np.cos, np.tan, np.tanh, np.sinh,
+             np.cosh, np.sqrt, np.square, np.abs, np.sign,
+             lambda x: np.maximum(x, 0), lambda x: 1 / (1 + np.exp(-x)),
+             lambda x: np.logaddexp(x, 0), np.reciprocal, lambda x: (x > 0).astype(x.dtype))
+
+
+cdef inline bint _is_float_array(object x):
+    return cnp.PyArray_Check(x) and (cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE or
+                                     cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT)
+
+
+cdef inline bint _is_pyscalar(object x):
+    return type(x) is float or type(x) is int
+
+
+cdef object _binary_numpy(int op, object a, object b):
+    with np.errstate(all="ignore"):
+        return _NP_BINARY[op](a, b)
+
+
+cpdef object binary(int op, object a, object b):
+    """Elementwise a (op) b with NumPy broadcasting and type promotion."""
+    cdef cnp.ndarray x, y, out
+    cdef Py_ssize_t n, sa = 1, sb = 1
+    cdef int typ
+    cdef double s
+    cdef float sf
+    if _is_float_array(a):
+        x = <cnp.ndarray>a
+        typ = cnp.PyArray_TYPE(x)
+        if _is_pyscalar(b):
+            y = cnp.PyArray_EMPTY(0, NULL, typ, 0)
+            y[()] = b
+            sb = 0
+        elif _is_float_array(b) and cnp.PyArray_TYPE(<cnp.ndarray>b) == typ:
+            y = <cnp.ndarray>b
+        else:
+            return _binary_numpy(op, a, b)
+    elif _is_float_array(b) and _is_pyscalar(a):
+        y = <cnp.ndarray>b
+        typ = cnp.PyArray_TYPE(y)
+        x = cnp.PyArray_EMPTY(0, NULL, typ, 0)
+        x[()] = a
+        sa = 0
+    else:
+        return _binary_numpy(op, a, b)
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_IS_C_CONTIGUOUS(y)):
+        return _binary_numpy(op, a, b)
+    # Same shape, or one side a scalar broadcast against the other; anything else to NumPy.
+    if sa and sb:
+        if cnp.PyArray_SAMESHAPE(x, y):
+            pass
+        elif cnp.PyArray_SIZE(y) == 1 and cnp.PyArray_NDIM(y) <= cnp.PyArray_NDIM(x):
+            sb = 0
+        elif cnp.PyArray_SIZE(x) == 1 and cnp.PyArray_NDIM(x) <= cnp.PyArray_NDIM(y):
+            sa = 0
+        else:
+            return _binary_numpy(op, a, b)
+    if sa:
+        out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), typ, 0)
+    else:
+        out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(y), cnp.PyArray_DIMS(y), typ, 0)
+    n = cnp.PyArray_SIZE(out)
+    if typ == cnp.NPY_DOUBLE:
+        with nogil:
+            ga_binary_d(op, n, <double*>cnp.PyArray_DATA(x), sa,
+                        <double*>cnp.PyArray_DATA(y), sb, <double*>cnp.PyArray_DATA(out))
+    else:
+        with nogil:
+            ga_binary_f(op, n, <float*>cnp.PyArray_DATA(x), sa,
+                        <float*>cnp.PyArray_DATA(y), sb, <float*>cnp.PyArray_DATA(out))
+    return out
+
+
+cpdef object unary(int op, object x):
+    """Elementwise op(x); integer input is promoted to float64 as NumPy's ufuncs do."""
+    cdef cnp.ndarray a, out
+    cdef Py_ssize_t n
+    if not _is_float_array(x):
+        x = np.asarray(x)
+        if x.dtype.kind in "biu":
+            x = x.astype(np.float64)
+        if not _is_float_array(x):
+            with np.errstate(all="ignore"):
+                return _NP_UNARY[op](x)
+    a = <cnp.ndarray>x
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        a = np.ascontiguousarray(a)
+    out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
+    n = cnp.PyArray_SIZE(a)
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        with nogil:
+            ga_unary_d(op, n, <double*>cnp.PyArray_DATA(a), <double*>cnp.PyArray_DATA(out))
+    else:
+        with nogil:
+            ga_unary_f(op, n, <float*>cnp.PyArray_DATA(a), <float*>cnp.PyArray_DATA(out))
+    return out
+
+
+cpdef object accumulate(object acc, object x):
+    """acc += x in place when acc is a float buffer of x's shape; returns acc (or a new sum)."""
+    cdef cnp.ndarray a, b
+    if _is_float_array(acc) and _is_float_array(x):
+        a = <cnp.ndarray>acc
+        b = <cnp.ndarray>x
+        if cnp.PyArray_TYPE(a) == cnp.PyArray_TYPE(b) and cnp.PyArray_IS_C_CONTIGUOUS(a) and \
+                cnp.PyArray_IS_C_CONTIGUOUS(b) and cnp.PyArray_SAMESHAPE(a, b) and \
+                cnp.PyArray_ISWRITEABLE(a):
+            if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+                with nogil:
+                    ga_accumulate_d(cnp.PyArray_SIZE(a), <double*>cnp.PyArray_DATA(a),
+                                    <double*>cnp.PyArray_DATA(b))
+            else:
+                with nogil:
+                    ga_accumulate_f(cnp.PyArray_SIZE(a), <float*>cnp.PyArray_DATA(a),
+                                    <float*>cnp.PyArray_DATA(b))
+            return acc
+    if isinstance(acc, np.ndarray) and acc.shape == np.shape(x) and \
+            np.can_cast(np.result_type(acc, x), acc.dtype) and acc.flags.writeable:
+        np.add(acc, x, out=acc)
+        return acc
+    return np.add(acc, x)
+
+
+cpdef object sum_rows(object x):
+    """x.sum(axis=0) for a 2-D array, by a C loop when x is a contiguous float buffer."""
+    cdef cnp.ndarray a, out
+    cdef cnp.npy_intp cols
+    if not (_is_float_array(x) and cnp.PyArray_NDIM(<cnp.ndarray>x) == 2 and
+            cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)):
+        return np.sum(x, axis=0)
+    a = <cnp.ndarray>x
+    cols = a.shape[1]
+    out = cnp.PyArray_EMPTY(1, &cols, cnp.PyArray_TYPE(a), 0)
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        with nogil:
+            ga_sum_rows_d(a.shape[0], cols, <double*>cnp.PyArray_DATA(a),
+                          <double*>cnp.PyArray_DATA(out))
+    else:
+        with nogil:
+            ga_sum_rows_f(a.shape[0], cols, <float*>cnp.PyArray_DATA(a),
+                          <float*>cnp.PyArray_DATA(out))
+    return out
+
+
+cpdef object axpy(double alpha, object x, object y):
+    """y += alpha * x in place (y: a writable contiguous float buffer of x's shape and dtype)."""
+    cdef cnp.ndarray a, b
+    if _is_float_array(x) and _is_float_array(y) and \
+            cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.PyArray_TYPE(<cnp.ndarray>y) and \
+            cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x) and \
+            cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>y) and \
+            cnp.PyArray_SAMESHAPE(<cnp.ndarray>x, <cnp.ndarray>y):
+        a = <cnp.ndarray>x
+        b = <cnp.ndarray>y
+        if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+            with nogil:
+                ga_axpy_d(cnp.PyArray_SIZE(a), alpha, <double*>cnp.PyArray_DATA(a),
+                          <double*>cnp.PyArray_DATA(b))
+        else:
+            with nogil:
+                ga_axpy_f(cnp.PyArray_SIZE(a), <float>alpha, <float*>cnp.PyArray_DATA(a),
+                          <float*>cnp.PyArray_DATA(b))
+        return y
+    y += alpha * x
+    return y
+
+
+# ---------------------------------------------------------------------------------------------
+# matmul through BLAS.  BLAS is column-major; a C-contiguous (m, k) matrix is, to BLAS, the
+# column-major (k, m) matrix A^T.  So C = A B is computed as C^T = B^T A^T with the operands
+# swapped, and a transposed view (F-ordered) is passed with the 'T' flag instead of being copied.
+
+cdef inline bint _blas_layout(cnp.ndarray a, Py_ssize_t item, char *trans, int *ld):
+    """For a 2-D matrix view: the flag and leading dimension that hand it to BLAS as its own
+    transpose (row-major), or False when neither of its axes has unit stride."""
+    cdef Py_ssize_t s0 = a.strides[0], s1 = a.strides[1]
+    cdef Py_ssize_t r = a.shape[0], c = a.shape[1]
+    if (s1 == item or c == 1) and s0 % item == 0 and s0 // item >= max(c, 1):
+        trans[0] = b'N'
+        ld[0] = <int>max(s0 // item, 1)
+        return True
+    if (s0 == item or r == 1) and s1 % item == 0 and s1 // item >= max(r, 1):
+        trans[0] = b'T'
+        ld[0] = <int>max(s1 // item, 1)
+        return True
+    return False
+
+
+cdef void _gemm2d(int typ, char ta, int lda, char *pa, char tb, int ldb, char *pb,
+                  int m, int n, int k, char *pc) noexcept nogil:
+    cdef double one = 1.0, zero = 0.0
+    cdef float onef = 1.0, zerof = 0.0
+    cdef int ldc = n if n > 0 else 1
+    if typ == cnp.NPY_DOUBLE:
+        dgemm(&tb, &ta, &n, &m, &k, &one, <double*>pb, &ldb, <double*>pa, &lda,
+              &zero, <double*>pc, &ldc)
+    else:
+        sgemm(&tb, &ta, &n, &m, &k, &onef, <float*>pb, &ldb, <float*>pa, &lda,
+              &zerof, <float*>pc, &ldc)
+
+
+cdef object _gemm(object A, object B):
+    """C = A @ B for 2-D float arrays of one dtype; transposed views go to BLAS uncopied."""
+    cdef cnp.ndarray a = <cnp.ndarray>A, b = <cnp.ndarray>B, c
+    cdef char ta, tb
+    cdef int lda, ldb, m, n, k
+    cdef int typ = cnp.PyArray_TYPE(a)
+    cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(a)
+    if not _blas_layout(a, item, &ta, &lda):
+        a = np.ascontiguousarray(a)
+        _blas_layout(a, item, &ta, &lda)
+    if not _blas_layout(b, item, &tb, &ldb):
+        b = np.ascontiguousarray(b)
+        _blas_layout(b, item, &tb, &ldb)
+    m = a.shape[0]
+    k = a.shape[1]
+    n = b.shape[1]
+    cdef cnp.npy_intp dims[2]
+    dims[0] = m
+    dims[1] = n
+    if k == 0 or m == 0 or n == 0:
+        return cnp.PyArray_ZEROS(2, dims, typ, 0)
+    c = cnp.PyArray_EMPTY(2, dims, typ, 0)
+    with nogil:
+        _gemm2d(typ, ta, lda, <char*>cnp.PyArray_DATA(a), tb, ldb, <char*>cnp.PyArray_DATA(b),
+                m, n, k, <char*>cnp.PyArray_DATA(c))
+    return c
+
+
+cdef object _gemm_batched(object A, object B):
+    """Batched C = A @ B over broadcast batch axes: one GEMM per matrix, at byte offsets
+    computed in bulk, with no copies unless a matrix has no unit-stride axis."""
+    cdef cnp.ndarray a, b, c
+    cdef char ta, tb
+    cdef int lda, ldb, m, n, k, typ
+    cdef Py_ssize_t i, nb, item
+    cdef cnp.int64_t[::1] oa, ob
+    cdef char *pa
+    cdef char *pb
+    cdef char *pc
+    batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+    A = np.broadcast_to(A, batch + A.shape[-2:])
+    B = np.broadcast_to(B, batch + B.shape[-2:])
+    first = (0,) * len(batch)
+    a = <cnp.ndarray>A
+    b = <cnp.ndarray>B
+    item = cnp.PyArray_ITEMSIZE(a)
+    typ = cnp.PyArray_TYPE(a)
+    if not _blas_layout(A[first], item, &ta, &lda):
+        A = np.ascontiguousarray(A)
+        a = <cnp.ndarray>A
+        _blas_layout(A[first], item, &ta, &lda)
+    if not _blas_layout(B[first], item, &tb, &ldb):
+        B = np.ascontiguousarray(B)
+        b = <cnp.ndarray>B
+        _blas_layout(B[first], item, &tb, &ldb)
+    m, k, n = A.shape[-2], A.shape[-1], B.shape[-1]
+    idx = np.indices(batch).reshape(len(batch), -1).T
+    oa = np.ascontiguousarray(idx @ np.array(A.strides[:len(batch)], dtype=np.int64))
+    ob = np.ascontiguousarray(idx @ np.array(B.strides[:len(batch)], dtype=np.int64))
+    nb = oa.shape[0]
+    C = np.zeros(batch + (m, n), dtype=A.dtype)
+    c = <cnp.ndarray>C
+    if m == 0 or n == 0 or k == 0:
+        return C
+    pa = <char*>cnp.PyArray_DATA(a)
+    pb = <char*>cnp.PyArray_DATA(b)
+    pc = <char*>cnp.PyArray_DATA(c)
+    with nogil:
+        for i in range(nb):
+            _gemm2d(typ, ta, lda, pa + oa[i], tb, ldb, pb + ob[i], m, n, k,
+                    pc + i * m * n * item)
+    return C
+
+
+cpdef object matmul(object a, object b):
+    """NumPy's matmul semantics (1-D promotion, broadcast batch axes), computed with BLAS for
+    float64/float32 operands of one dtype; anything else goes to np.matmul."""
+    if not (_is_float_array(a) and _is_float_array(b)) or \
+            cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.PyArray_TYPE(<cnp.ndarray>b) or \
+            a.ndim == 0 or b.ndim == 0:
+        return np.matmul(a, b)
+    a_vec, b_vec = a.ndim == 1, b.ndim == 1
+    A = a.reshape(1, -1) if a_vec else a
+    B = b.reshape(-1, 1) if b_vec else b
+    if A.shape[-1] != B.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned")
+    if A.ndim == 2 and B.ndim == 2:
+        C = _gemm(A, B)
+    elif B.ndim == 2 and A.flags.c_contiguous:
+        # a contiguous stack of matrices times one matrix: a single GEMM on (M*m, k)
+        C = _gemm(A.reshape(-1, A.shape[-1]), B).reshape(A.shape[:-1] + (B.shape[1],))
+    else:
+        C = _gemm_batched(A, B)
+    if a_vec and b_vec:
+        return C.reshape(C.shape[:-2])
+    if a_vec:
+        return C.reshape(C.shape[:-2] + C.shape[-1:])
+    if b_vec:
+        return C.reshape(C.shape[:-1])
+    return C

@@ -1,0 +1,105 @@
+"""Derivative checking: finite differences, and check_grad, which compares graphad's reverse
+and forward derivatives with them (and with each other) along random directions."""
+import numpy as np
+
+from graphad import _core
+from graphad._core import Tensor
+
+_EPS = np.finfo(np.float64).eps
+
+
+class GradientCheckError(AssertionError):
+    """A derivative disagreed with its finite-difference estimate."""
+
+
+def _value(y):
+    y = y.data if isinstance(y, Tensor) else y
+    return np.asarray(y, dtype=np.float64)
+
+
+def finite_diff(f, x, dx, method="central", h=None):
+    """Estimate f'(x)[dx] from f(x + h dx) (and f(x - h dx)).
+
+    h is the absolute step along dx; by default eps^(1/3) (central) or eps^(1/2) (forward)
+    times the scale max(1, |x|_inf) / |dx|_inf, near the step that balances truncation and
+    rounding error for each method."""
+    x = np.asarray(x.data if isinstance(x, Tensor) else x, dtype=np.float64)
+    dx = np.asarray(dx.data if isinstance(dx, Tensor) else dx, dtype=np.float64)
+    if x.shape != dx.shape:
+        raise ValueError(f"finite_diff: x has shape {x.shape} but dx has shape {dx.shape}")
+    if method not in ("central", "forward"):
+        raise ValueError(f"finite_diff: method must be 'central' or 'forward', got {method!r}")
+    if h is None:
+        scale = max(1.0, float(np.max(np.abs(x)))) if x.size else 1.0
+        size = float(np.max(np.abs(dx))) if dx.size else 1.0
+        h = (_EPS ** (1 / 3) if method == "central" else _EPS ** 0.5) * scale / (size or 1.0)
+    with _core.no_grad():
+        if method == "central":
+            return (_value(f(x + h * dx)) - _value(f(x - h * dx))) / (2 * h)
+        return (_value(f(x + h * dx)) - _value(f(x))) / h
+
+
+def _rel_err(a, b, atol):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / (atol + np.abs(b)), initial=0.0))
+
+
+def check_grad(f, *args, modes=("rev", "fwd"), method="central", rtol=None, atol=None,
+               directions=3, rng=0):
+    """Check f's derivatives with respect to every floating-point argument.
+
+    For each argument and random direction v (and random output cotangent u):
+      rev: <u, J v> by finite differences equals <J^T u, v> from vjp;
+      fwd: J v from jvp equals its finite-difference estimate;
+      both: <u, J v> (fwd) equals <J^T u, v> (rev): the VJP is the transpose of the JVP.
+    Raises GradientCheckError with a report on the first mismatch; returns None otherwise."""
+    from graphad.transforms import jvp, vjp
+    rng = np.random.default_rng(rng)
+    arrays = [np.asarray(a.data if isinstance(a, Tensor) else a) for a in args]
+    low = any(a.dtype == np.float32 for a in arrays)
+    rtol = rtol if rtol is not None else (2e-2 if low else 1e-5)
+    atol = atol if atol is not None else (2e-3 if low else 1e-7)
+    problems = []
+    for i, x in enumerate(arrays):
+        if x.dtype.kind not in "fc":
+            continue
+
+        def fi(xi, i=i):
+            a = list(arrays)
+            a[i] = xi.astype(arrays[i].dtype) if low else xi
+            return f(*a)
+
+        for d in range(directions):
+            v = rng.standard_normal(x.shape)
+            fd = np.atleast_1d(finite_diff(fi, x, v, method=method))
+            u = rng.standard_normal(fd.shape)
+            tried = f"direction {d} (seed-drawn v of shape {x.shape})"
+            uJv_fd = float(np.vdot(u, fd))
+            rev_val = fwd_val = None
+            if "rev" in modes:
+                out, pull = vjp(f, *arrays)
+                ct = pull(u.reshape(np.shape(out)).astype(np.asarray(out).dtype))[i]
+                rev_val = float(np.vdot(np.asarray(ct, np.float64), v))
+                err = abs(rev_val - uJv_fd) / (atol + abs(uJv_fd))
+                if err > rtol:
+                    problems.append(f"argument {i}, rev: <J^T u, v> = {rev_val:.10g} but "
+                                    f"finite differences give {uJv_fd:.10g} "
+                                    f"(relative error {err:.3g}; {tried})")
+            if "fwd" in modes:
+                tans = [np.zeros_like(a) if a.dtype.kind in "fc" else a for a in arrays]
+                tans[i] = v.astype(x.dtype)
+                _, jv = jvp(f, arrays, tans)
+                jv = np.atleast_1d(np.asarray(jv, np.float64))
+                err = _rel_err(jv, fd, atol * max(1.0, float(np.max(np.abs(fd), initial=0))))
+                if err > rtol:
+                    problems.append(f"argument {i}, fwd: J v differs from finite differences "
+                                    f"(max relative error {err:.3g}; {tried})")
+                fwd_val = float(np.vdot(u, jv))
+            if rev_val is not None and fwd_val is not None:
+                err = abs(rev_val - fwd_val) / (atol + abs(fwd_val))
+                if err > rtol:
+                    problems.append(f"argument {i}: VJP is not the transpose of the JVP: "
+                                    f"<J^T u, v> = {rev_val:.10g}, <u, J v> = {fwd_val:.10g} "
+                                    f"(relative error {err:.3g}; {tried})")
+    if problems:
+        raise GradientCheckError("gradient check failed:\n  " + "\n  ".join(problems))
