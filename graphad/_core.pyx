@@ -109,7 +109,19 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     cdef Py_ssize_t i, n = len(args)
     cdef bint any_tensor = False, needs = False
     cdef Tensor t
-    cdef list raw = [None] * n
+    cdef list raw
+    if not always_wrap:
+        for a in args:
+            if type(a) is Tensor:
+                break
+        else:                       # arrays in, array out: straight to the forward kernel
+            res = p.fwd(params, *args)
+            if p.saves:
+                res = res[0]
+            if _debug:
+                _check_finite(p, res, args, "")
+            return res
+    raw = [None] * n
     for i in range(n):
         a = args[i]
         if type(a) is Tensor:
@@ -188,6 +200,13 @@ def _float_dtype_required(dtype, what):
                         f"{np.dtype(dtype)}; convert with .astype(np.float64) first")
 
 
+# Tensors are not tracked by the cycle collector: a node only references its inputs, never its
+# consumers, so graphs are acyclic and reference counting frees them; tracking hundreds of
+# thousands of nodes made the collector cost more than building the graph.  The one cycle a
+# user can make is a leaf whose .grad came from backward(create_graph=True) (PyTorch's known
+# leak too); the transforms (ga.grad of ga.grad, ...) never make it.  Deallocation of long
+# chains goes through the trashcan, so deleting a million-node chain does not recurse.
+@cython.no_gc
 @cython.trashcan(True)
 @cython.freelist(256)
 cdef class Tensor:
@@ -512,6 +531,12 @@ cdef inline void _accumulate(Tensor p, object g):
 
 cdef object _fit(object g, Tensor p, Py_ssize_t nlead):
     """Bring a rule's cotangent for input p to shape lead + p.shape and to p's dtype."""
+    cdef cnp.ndarray ga, pa
+    if nlead == 0 and cnp.PyArray_Check(g) and cnp.PyArray_Check(p.data):
+        ga = <cnp.ndarray>g
+        pa = <cnp.ndarray>p.data
+        if cnp.PyArray_SAMESHAPE(ga, pa) and cnp.PyArray_TYPE(ga) == cnp.PyArray_TYPE(pa):
+            return g
     pshape = p.data.shape
     gshape = _shape_of(g)
     if len(gshape) != nlead + len(pshape) or tuple(gshape[nlead:]) != pshape:
