@@ -7,6 +7,8 @@ cdef class Prim:
     cdef public object vjp      # vjp(node, g) -> tuple of input cotangents (None means zero)
     cdef public object jvp      # jvp(node, tangents) -> output tangent (None means zero)
     cdef public bint saves
+    cdef public int kernel      # 1 / 2: fwd is the unary / binary C kernel `code` (a fast path)
+    cdef public int code
 
 
 cdef class Tensor:

@@ -14,6 +14,8 @@ can be differentiated again.  One rule serves both.
 cimport cython
 import numpy as np
 cimport numpy as cnp
+from cpython.ref cimport Py_INCREF
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
 from graphad cimport _kernels as K
 
 cnp.import_array()
@@ -83,12 +85,15 @@ class no_grad:
 cdef class Prim:
     """A primitive operation: forward on arrays, VJP and JVP rules on nodes."""
 
-    def __init__(self, str name, fwd, vjp=None, jvp=None, bint saves=False):
+    def __init__(self, str name, fwd, vjp=None, jvp=None, bint saves=False, int kernel=0,
+                 int code=0):
         self.name = name
         self.fwd = fwd
         self.vjp = vjp
         self.jvp = jvp
         self.saves = saves
+        self.kernel = kernel
+        self.code = code
 
     def __repr__(self):
         return f"Prim({self.name})"
@@ -105,41 +110,48 @@ cdef void _check_finite(Prim p, object out, tuple raw, str where) except *:
             f"{p.name}{where} produced NaN/Inf (input shapes: {shapes})")
 
 
+cdef object _forward(Prim p, object params, tuple raw):
+    """Run a primitive's forward on raw inputs; elementwise kernels are called directly."""
+    if p.kernel == 2:
+        try:
+            return K.binary(p.code, raw[0], raw[1])
+        except ValueError:
+            raise ValueError(f"{p.name}: operands could not be broadcast together with shapes "
+                             f"{_shape_of(raw[0])} and {_shape_of(raw[1])}") from None
+    if p.kernel == 1:
+        return K.unary(p.code, raw[0])
+    return p.fwd(params, *raw)
+
+
 cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     cdef Py_ssize_t i, n = len(args)
     cdef bint any_tensor = False, needs = False
     cdef Tensor t
-    cdef list raw
-    if not always_wrap:
-        for a in args:
-            if type(a) is Tensor:
-                break
-        else:                       # arrays in, array out: straight to the forward kernel
-            res = p.fwd(params, *args)
-            if p.saves:
-                res = res[0]
-            if _debug:
-                _check_finite(p, res, args, "")
-            return res
-    raw = [None] * n
+    cdef tuple raw
     for i in range(n):
         a = args[i]
         if type(a) is Tensor:
-            t = <Tensor>a
             any_tensor = True
-            raw[i] = t.data
-            if t._requires_grad:
+            if (<Tensor>a)._requires_grad:
                 needs = True
-        else:
-            raw[i] = a
-    res = p.fwd(params, *raw)
+    if any_tensor:
+        raw = PyTuple_New(n)
+        for i in range(n):
+            a = args[i]
+            if type(a) is Tensor:
+                a = (<Tensor>a).data
+            Py_INCREF(a)
+            PyTuple_SET_ITEM(raw, i, a)
+    else:
+        raw = args
+    res = _forward(p, params, raw)
     if p.saves:
         res, saved = res
     else:
         saved = None
     if _debug:
-        _check_finite(p, res, tuple(raw), "")
-    if not (any_tensor or always_wrap):
+        _check_finite(p, res, raw, "")
+    if not (any_tensor or always_wrap):     # arrays in, array out (rules in a plain sweep)
         return res
     t = Tensor.__new__(Tensor)
     t.data = res

@@ -47,6 +47,16 @@ cdef inline bint _is_pyscalar(object x):
     return type(x) is float or type(x) is int
 
 
+cdef inline cnp.ndarray _scalar_array(object v, int typ):
+    """A 0-d array holding a Python number, written through the data pointer."""
+    cdef cnp.ndarray r = cnp.PyArray_EMPTY(0, NULL, typ, 0)
+    if typ == cnp.NPY_DOUBLE:
+        (<double*>cnp.PyArray_DATA(r))[0] = <double>v
+    else:
+        (<float*>cnp.PyArray_DATA(r))[0] = <float>(<double>v)
+    return r
+
+
 cdef object _binary_numpy(int op, object a, object b):
     with np.errstate(all="ignore"):
         return _NP_BINARY[op](a, b)
@@ -63,8 +73,7 @@ cpdef object binary(int op, object a, object b):
         x = <cnp.ndarray>a
         typ = cnp.PyArray_TYPE(x)
         if _is_pyscalar(b):
-            y = cnp.PyArray_EMPTY(0, NULL, typ, 0)
-            y[()] = b
+            y = _scalar_array(b, typ)
             sb = 0
         elif _is_float_array(b) and cnp.PyArray_TYPE(<cnp.ndarray>b) == typ:
             y = <cnp.ndarray>b
@@ -73,8 +82,7 @@ cpdef object binary(int op, object a, object b):
     elif _is_float_array(b) and _is_pyscalar(a):
         y = <cnp.ndarray>b
         typ = cnp.PyArray_TYPE(y)
-        x = cnp.PyArray_EMPTY(0, NULL, typ, 0)
-        x[()] = a
+        x = _scalar_array(a, typ)
         sa = 0
     else:
         return _binary_numpy(op, a, b)

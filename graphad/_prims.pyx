@@ -38,8 +38,10 @@ cnp.import_array()
 REGISTRY = {}
 
 
-def defprim(name, fwd, vjp=None, jvp=None, saves=False):
-    p = Prim(name, fwd, vjp, jvp, saves)
+def defprim(name, fwd, vjp=None, jvp=None, saves=False, kernel=0, code=0):
+    """Register a primitive.  kernel=1/2 marks fwd as the unary/binary C kernel `code`, which
+    the engine then calls directly."""
+    p = Prim(name, fwd, vjp, jvp, saves, kernel, code)
     REGISTRY[name] = p
     return p
 
@@ -74,6 +76,10 @@ def _binary_fwd(int code, str name):
     return fwd
 
 
+def _binary(str name, int code, vjp, jvp):
+    return defprim(name, _binary_fwd(code, name), vjp, jvp, kernel=2, code=code)
+
+
 def _tsum(a, b):
     """Sum of two tangents where None is zero."""
     if a is None:
@@ -90,7 +96,7 @@ def add_vjp(n, g):
 def add_jvp(n, t):
     return _tsum(t[0], t[1])
 
-P_ADD = defprim("add", _binary_fwd(K.GA_ADD, "add"), add_vjp, add_jvp)
+P_ADD = _binary("add", K.GA_ADD, add_vjp, add_jvp)
 
 
 # d(a - b) = da - db
@@ -102,7 +108,7 @@ def sub_jvp(n, t):
         return t[0]
     return neg_(t[1]) if t[0] is None else sub_(t[0], t[1])
 
-P_SUB = defprim("subtract", _binary_fwd(K.GA_SUB, "subtract"), sub_vjp, sub_jvp)
+P_SUB = _binary("subtract", K.GA_SUB, sub_vjp, sub_jvp)
 
 
 # d(a b) = da b + a db
@@ -114,7 +120,7 @@ def mul_jvp(n, t):
     return _tsum(None if t[0] is None else gmul_(t[0], arg(n, 1)),
                  None if t[1] is None else gmul_(t[1], arg(n, 0)))
 
-P_MUL = defprim("multiply", _binary_fwd(K.GA_MUL, "multiply"), mul_vjp, mul_jvp)
+P_MUL = _binary("multiply", K.GA_MUL, mul_vjp, mul_jvp)
 
 
 # d(a / b) = da / b - (a / b) db / b
@@ -128,7 +134,7 @@ def div_jvp(n, t):
     return _tsum(None if t[0] is None else gmul_(t[0], rb),
                  None if t[1] is None else neg_(gmul_(t[1], mul_(out(n), rb))))
 
-P_DIV = defprim("divide", _binary_fwd(K.GA_DIV, "divide"), div_vjp, div_jvp)
+P_DIV = _binary("divide", K.GA_DIV, div_vjp, div_jvp)
 
 
 # d(a^b) = b a^(b-1) da + log(a) a^b db     (log(a) taken as 0 at a = 0, where a^b is 0)
@@ -151,7 +157,7 @@ def pow_jvp(n, t):
     return _tsum(None if t[0] is None else gmul_(t[0], _pow_da(n)),
                  None if t[1] is None else gmul_(t[1], _pow_db(n)))
 
-P_POW = defprim("power", _binary_fwd(K.GA_POW, "power"), pow_vjp, pow_jvp)
+P_POW = _binary("power", K.GA_POW, pow_vjp, pow_jvp)
 
 
 # d max(a, b) = da where a > b, db where b > a, (da + db)/2 at ties (as for a subgradient)
@@ -171,13 +177,13 @@ def minmax_jvp(n, t):
     return _tsum(None if t[0] is None else gmul_(t[0], _select_weights(n, True)),
                  None if t[1] is None else gmul_(t[1], _select_weights(n, False)))
 
-P_MAX = defprim("maximum", _binary_fwd(K.GA_MAXIMUM, "maximum"), minmax_vjp, minmax_jvp)
-P_MIN = defprim("minimum", _binary_fwd(K.GA_MINIMUM, "minimum"), minmax_vjp, minmax_jvp)
+P_MAX = _binary("maximum", K.GA_MAXIMUM, minmax_vjp, minmax_jvp)
+P_MIN = _binary("minimum", K.GA_MINIMUM, minmax_vjp, minmax_jvp)
 
 
 # gmul(g, d) = g d, but 0 where g == 0: the chain-rule product used by the rules themselves.
 # d gmul = gmul(dg, d) + gmul(g, dd)
-P_GMUL = defprim("gmul", _binary_fwd(K.GA_MUL0, "gmul"), mul_vjp, mul_jvp)
+P_GMUL = _binary("gmul", K.GA_MUL0, mul_vjp, mul_jvp)
 
 
 # ==============================================================================================
@@ -188,12 +194,12 @@ def _unary(str name, int code, deriv):
     def fwd(params, x):
         return K.unary(code, x)
     if deriv is None:                      # piecewise constant: zero derivative
-        return defprim(name, fwd, lambda n, g: (None,), lambda n, t: None)
+        return defprim(name, fwd, lambda n, g: (None,), lambda n, t: None, kernel=1, code=code)
     def vjp(n, g):
         return (gmul_(g, deriv(n)),)
     def jvp(n, t):
         return gmul_(t[0], deriv(n))
-    return defprim(name, fwd, vjp, jvp)
+    return defprim(name, fwd, vjp, jvp, kernel=1, code=code)
 
 
 def _neg_vjp(n, g):
