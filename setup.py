@@ -5,7 +5,7 @@ import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_kernels", "_core", "_prims", "_ops"]
+MODULES = ["_kernels", "_core", "_prims", "_ops", "_compile"]
 CFLAGS = ["-O3", "-fno-math-errno", "-Wno-unreachable-code"]
 
 extensions = [

@@ -61,7 +61,7 @@ void NAME(int op, ptrdiff_t n, const T *x, T *out)                    \
     case GA_SQUARE: UNARY_LOOP(v * v) break;                           \
     case GA_ABS: UNARY_LOOP(fabs##SFX(v)) break;                       \
     case GA_SIGN: UNARY_LOOP(v > 0 ? (T)1 : (v < 0 ? (T)-1 : v)) break; \
-    case GA_RELU: UNARY_LOOP(v > 0 ? v : (T)0) break;                  \
+    case GA_RELU: UNARY_LOOP((v > 0 || v != v) ? v : (T)0) break;      \
     case GA_SIGMOID: UNARY_LOOP(SIGMOID(v, exp##SFX)) break;           \
     case GA_SOFTPLUS: UNARY_LOOP(SOFTPLUS(v, exp##SFX, log1p##SFX)) break; \
     case GA_RECIPROCAL: UNARY_LOOP((T)1 / v) break;                    \
@@ -111,3 +111,85 @@ void ga_axpy_##SFX(ptrdiff_t n, T alpha, const T *x, T *y)            \
 
 DEFINE_REST(d, double)
 DEFINE_REST(f, float)
+
+
+/* ---- losses ---------------------------------------------------------------------------- */
+#define DEFINE_XENT(SFX, T)                                                \
+ptrdiff_t ga_xent_fwd_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x,    \
+                            const long long *labels, T *loss, T *lse)      \
+{                                                                          \
+    for (ptrdiff_t i = 0; i < rows; ++i) {                                 \
+        const T *row = x + i * cols;                                       \
+        long long y = labels[i];                                           \
+        if (y < 0 || y >= cols) return i;                                  \
+        T m = row[0];                                                      \
+        for (ptrdiff_t j = 1; j < cols; ++j) if (row[j] > m) m = row[j];   \
+        if (!(m - m == 0)) m = 0;   /* +-inf or NaN: no shift */           \
+        T s = 0;                                                           \
+        for (ptrdiff_t j = 0; j < cols; ++j) s += exp_##SFX(row[j] - m);   \
+        T l = log_##SFX(s) + m;                                            \
+        lse[i] = l;                                                        \
+        loss[i] = l - row[y];                                              \
+    }                                                                      \
+    return -1;                                                             \
+}                                                                          \
+void ga_xent_vjp_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x,         \
+                       const long long *labels, const T *lse, const T *g,  \
+                       ptrdiff_t sg, double scale, T *out)                 \
+{                                                                          \
+    for (ptrdiff_t i = 0; i < rows; ++i) {                                 \
+        const T *row = x + i * cols;                                       \
+        T *o = out + i * cols;                                             \
+        T c = (T)(scale * g[i * sg]), l = lse[i];                          \
+        for (ptrdiff_t j = 0; j < cols; ++j) o[j] = exp_##SFX(row[j] - l) * c; \
+        o[labels[i]] -= c;                                                 \
+    }                                                                      \
+}
+
+static inline double exp_d(double v) { return exp(v); }
+static inline double log_d(double v) { return log(v); }
+static inline float exp_f(float v) { return expf(v); }
+static inline float log_f(float v) { return logf(v); }
+DEFINE_XENT(d, double)
+DEFINE_XENT(f, float)
+
+/* ---- optimizer updates ------------------------------------------------------------------ */
+#define DEFINE_OPTIM(SFX, T, SQRT)                                         \
+void ga_sgd_##SFX(ptrdiff_t n, T *p, const T *g, T *buf, double lr,        \
+                  double momentum, double dampening, double wd,            \
+                  int nesterov, int first)                                 \
+{                                                                          \
+    const T lr_ = (T)lr, mu = (T)momentum, damp = (T)(1 - dampening);      \
+    const T wd_ = (T)wd;                                                   \
+    if (buf == NULL) {                                                     \
+        for (ptrdiff_t i = 0; i < n; ++i) p[i] -= lr_ * (g[i] + wd_ * p[i]); \
+        return;                                                            \
+    }                                                                      \
+    for (ptrdiff_t i = 0; i < n; ++i) {                                    \
+        T d = g[i] + wd_ * p[i];                                           \
+        T b = first ? d : mu * buf[i] + damp * d;                          \
+        buf[i] = b;                                                        \
+        p[i] -= lr_ * (nesterov ? d + mu * b : b);                         \
+    }                                                                      \
+}                                                                          \
+void ga_adam_##SFX(ptrdiff_t n, T *p, const T *g, T *m, T *v, double lr,   \
+                   double b1, double b2, double eps, double wd,            \
+                   int decoupled, double bc1, double bc2)                  \
+{                                                                          \
+    const T b1_ = (T)b1, b2_ = (T)b2, c1 = (T)(1 - b1), c2 = (T)(1 - b2);  \
+    const T step = (T)(lr / bc1), rbc2 = (T)(1 / sqrt(bc2)), eps_ = (T)eps; \
+    const T wd_ = decoupled ? 0 : (T)wd, decay = (T)(1 - lr * wd);        \
+    for (ptrdiff_t i = 0; i < n; ++i) {                                    \
+        T x = p[i];                                                        \
+        if (decoupled) x *= decay;                                         \
+        T d = g[i] + wd_ * x;                                              \
+        T mi = b1_ * m[i] + c1 * d;                                        \
+        T vi = b2_ * v[i] + c2 * d * d;                                    \
+        m[i] = mi;                                                         \
+        v[i] = vi;                                                         \
+        p[i] = x - step * mi / (SQRT(vi) * rbc2 + eps_);                   \
+    }                                                                      \
+}
+
+DEFINE_OPTIM(d, double, sqrt)
+DEFINE_OPTIM(f, float, sqrtf)

@@ -48,4 +48,40 @@ double ga_sum_f(ptrdiff_t n, const float *x);
 void ga_axpy_d(ptrdiff_t n, double alpha, const double *x, double *y);
 void ga_axpy_f(ptrdiff_t n, float alpha, const float *x, float *y);
 
+/* ---- losses ------------------------------------------------------------------------------
+ * Cross-entropy from logits, row by row, for a C-contiguous (rows, cols) x and int64 labels:
+ *   lse[i]  = log sum_j exp(x[i,j])   (shifted by the row maximum: finite for any finite x),
+ *   loss[i] = lse[i] - x[i, labels[i]].
+ * Returns -1, or the first row whose label lies outside [0, cols) (outputs then undefined). */
+ptrdiff_t ga_xent_fwd_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, const long long *labels,
+                        double *loss, double *lse);
+ptrdiff_t ga_xent_fwd_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, const long long *labels,
+                        float *loss, float *lse);
+
+/* Its VJP: out[i,j] = (exp(x[i,j] - lse[i]) - [j == labels[i]]) * scale * g[i*sg]  (softmax
+ * minus one-hot, scaled).  sg is 1 (a cotangent per row) or 0 (one for all rows); labels must
+ * have passed the forward's check; out may alias x. */
+void ga_xent_vjp_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, const long long *labels,
+                   const double *lse, const double *g, ptrdiff_t sg, double scale, double *out);
+void ga_xent_vjp_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, const long long *labels,
+                   const float *lse, const float *g, ptrdiff_t sg, double scale, float *out);
+
+/* ---- optimizer updates, in place on n contiguous values (p, g, and the state buffers) -------
+ * SGD (PyTorch's convention):  d = g + wd p;
+ *   with momentum (buf != NULL): buf = d on the first step, else momentum buf + (1 - dampening) d;
+ *                                d = nesterov ? d + momentum buf : buf;
+ *   p -= lr d.   g is never written. */
+void ga_sgd_d(ptrdiff_t n, double *p, const double *g, double *buf, double lr, double momentum,
+              double dampening, double wd, int nesterov, int first);
+void ga_sgd_f(ptrdiff_t n, float *p, const float *g, float *buf, double lr, double momentum,
+              double dampening, double wd, int nesterov, int first);
+
+/* Adam / AdamW:  with decoupled (AdamW) p *= 1 - lr wd, else d = g + wd p;
+ *   m = b1 m + (1 - b1) d;  v = b2 v + (1 - b2) d^2;
+ *   p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),  bc_k = 1 - b_k^t the bias corrections. */
+void ga_adam_d(ptrdiff_t n, double *p, const double *g, double *m, double *v, double lr,
+               double b1, double b2, double eps, double wd, int decoupled, double bc1, double bc2);
+void ga_adam_f(ptrdiff_t n, float *p, const float *g, float *m, float *v, double lr,
+               double b1, double b2, double eps, double wd, int decoupled, double bc1, double bc2);
+
 #endif

@@ -11,7 +11,11 @@ from graphad._core import (Tensor, as_tensor, is_debug, is_grad_enabled, no_grad
 from graphad._ops import *  # noqa: F401,F403  (the public array functions)
 from graphad._ops import abs, max, min, sum  # noqa: F401  (shadow the builtins on purpose)
 from graphad.checking import GradientCheckError, check_grad, finite_diff
-from graphad.transforms import grad, jvp, value_and_grad, vjp
+from graphad.transforms import (grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
+                                value_and_grad, vjp)
+from graphad import dual  # noqa: E402  (ga.dual.sin, ... : the dual-number math functions)
+from graphad.dual import Dual
+from graphad.custom import custom_jvp, custom_vjp
 
 _core.install_ops(_ops)
 

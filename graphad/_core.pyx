@@ -29,11 +29,23 @@ cdef bint _debug = False
 cdef long _stamp = 0             # incremented by every sweep; marks what a sweep has visited
 cdef long _sweep = 0             # the stamp of the sweep now running
 cdef object _O = None            # the ops module (graphad._prims), installed at import
+cdef object _tracer = None       # graphad.compile's recorder, while it traces a function
 
 
 def install_ops(module):
     global _O
     _O = module
+
+
+def set_tracer(tracer):
+    """Install the recorder that graphad.compile uses while tracing (None removes it); returns
+    the previous one.  The recorder sees every primitive applied to Tensors (record), every
+    sweep (sweep: it runs the sweep itself, keeping the graph), node made from a value computed
+    elsewhere (opaque) and state change such as zero_grad (effect)."""
+    global _tracer
+    prev = _tracer
+    _tracer = tracer
+    return prev
 
 
 def is_grad_enabled():
@@ -149,18 +161,24 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
         res, saved = res
     else:
         saved = None
-    if _debug:
+    # anomaly mode checks what the user's program computes (apply); a rule's own intermediates
+    # (call) may be infinite where the chain rule then multiplies by an exact zero (the where
+    # trap), so the sweeps check the cotangents the rules return instead
+    if _debug and always_wrap:
         _check_finite(p, res, raw, "")
     if not (any_tensor or always_wrap):     # arrays in, array out (rules in a plain sweep)
         return res
     t = Tensor.__new__(Tensor)
-    t.data = res
+    # NumPy returns scalars, not 0-d arrays, from ufuncs on 0-d input; a Tensor holds an ndarray
+    t.data = res if cnp.PyArray_CheckExact(res) else np.asarray(res)
     if needs and _grad_enabled:
         t._requires_grad = True
         t.prim = p
         t.parents = args
         t.params = params
         t.saved = saved
+    if _tracer is not None:
+        _tracer.record(p, args, params, t)
     return t
 
 
@@ -216,10 +234,11 @@ def _float_dtype_required(dtype, what):
 # consumers, so graphs are acyclic and reference counting frees them; tracking hundreds of
 # thousands of nodes made the collector cost more than building the graph.  The one cycle a
 # user can make is a leaf whose .grad came from backward(create_graph=True) (PyTorch's known
-# leak too); the transforms (ga.grad of ga.grad, ...) never make it.  Deallocation of long
-# chains goes through the trashcan, so deleting a million-node chain does not recurse.
+# leak too); the transforms (ga.grad of ga.grad, ...) never make it.  Deleting a million-node
+# chain does not recurse deeply: every link goes through a `parents` tuple, whose dealloc uses
+# CPython's trashcan.  Tensor itself must not: the trashcan stores its list in the GC header,
+# which an untracked (no_gc) type does not have (that wrote over memory and crashed).
 @cython.no_gc
-@cython.trashcan(True)
 @cython.freelist(256)
 cdef class Tensor:
     """An n-dimensional array that records the operations applied to it.
@@ -235,10 +254,8 @@ cdef class Tensor:
         if isinstance(data, Tensor):
             data = (<Tensor>data).data
         self.data = np.array(data, dtype=dtype)
-        if self.data.dtype.kind in "iub" and dtype is None and not requires_grad:
-            pass
-        elif self.data.dtype == np.float16 or self.data.dtype.kind not in "fciub":
-            self.data = self.data.astype(np.float64)
+        if self.data.dtype.kind not in "biufc":
+            raise TypeError(f"tensor: cannot hold data of dtype {self.data.dtype}")
         self.requires_grad = requires_grad
 
     # -- attributes --------------------------------------------------------------------------
@@ -330,6 +347,8 @@ cdef class Tensor:
 
     def zero_grad(self):
         self.grad = None
+        if _tracer is not None:
+            _tracer.effect(Tensor.zero_grad, (self,))
 
     def backward(self, seed=None, retain_graph=False, create_graph=False):
         """Reverse sweep from this tensor; gradients accumulate into `.grad` of the leaves."""
@@ -429,6 +448,8 @@ def make_node(Prim p, object data, tuple parents, object params=None, object sav
     t.parents = parents
     t.params = params
     t.saved = saved
+    if _tracer is not None:
+        _tracer.opaque(p, t)
     return t
 
 
@@ -577,6 +598,8 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
     cdef Tensor t, p
     cdef Py_ssize_t i, j, n
     cdef long stamp
+    if _tracer is not None:         # graphad.compile: runs it (graph kept) and records it
+        return _tracer.sweep(reverse_sweep, (roots, seeds, True, create_graph, sources, nlead))
     _stamp += 1
     stamp = _stamp
     if sources is not None:
@@ -630,7 +653,12 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
             results = []
             for s in sources:
                 t = <Tensor>s
-                results.append(t._ct)
+                g = t._ct
+                # as for .grad: a buffer the sweep does not own (a seed passed through, a
+                # broadcast view) is copied, so the caller gets a fresh writable array
+                if g is not None and not (create_graph or t._ct_owned):
+                    g = np.array(g, copy=True)
+                results.append(g)
                 t._ct = None
             for p in leaves:
                 p._ct = None
@@ -665,6 +693,8 @@ def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
     cdef Tensor t, p
     cdef long stamp
     cdef Py_ssize_t j, i, n
+    if _tracer is not None:
+        return _tracer.sweep(forward_sweep, (inputs, tangents, outputs, nlead, record))
     _stamp += 1
     stamp = _stamp
     for x in inputs:

@@ -16,3 +16,11 @@ cpdef object matmul(object a, object b)
 cpdef object accumulate(object acc, object x)
 cpdef object sum_rows(object x)
 cpdef object axpy(double alpha, object x, object y)
+cpdef tuple xent_fwd(object x, object labels)
+cpdef object xent_vjp(object x, object labels, object lse, object g, double scale)
+cpdef sgd_update(object p, object g, object buf, double lr, double momentum, double dampening,
+                 double weight_decay, bint nesterov, bint first)
+cpdef adam_update(object p, object g, object m, object v, double lr, double beta1, double beta2,
+                  double eps, double weight_decay, bint decoupled, double bc1, double bc2)
+cimport numpy as cnp
+cdef cnp.ndarray new_array(int nd, cnp.npy_intp *dims, int typ)

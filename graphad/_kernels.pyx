@@ -4,6 +4,9 @@
 Fast paths cover float64/float32 buffers that are contiguous and of one shape (or one operand of
 size 1); everything else goes to the equivalent NumPy call, so results always match NumPy's.
 """
+cimport cython
+import math
+
 import numpy as np
 cimport numpy as cnp
 from scipy.linalg.cython_blas cimport dgemm, sgemm
@@ -23,6 +26,105 @@ cdef extern from "ga_kernels.h" nogil:
     void ga_sum_rows_f(Py_ssize_t rows, Py_ssize_t cols, const float *x, float *out)
     void ga_axpy_d(Py_ssize_t n, double alpha, const double *x, double *y)
     void ga_axpy_f(Py_ssize_t n, float alpha, const float *x, float *y)
+    Py_ssize_t ga_xent_fwd_d(Py_ssize_t rows, Py_ssize_t cols, const double *x,
+                             const long long *labels, double *loss, double *lse)
+    Py_ssize_t ga_xent_fwd_f(Py_ssize_t rows, Py_ssize_t cols, const float *x,
+                             const long long *labels, float *loss, float *lse)
+    void ga_xent_vjp_d(Py_ssize_t rows, Py_ssize_t cols, const double *x,
+                       const long long *labels, const double *lse, const double *g,
+                       Py_ssize_t sg, double scale, double *out)
+    void ga_xent_vjp_f(Py_ssize_t rows, Py_ssize_t cols, const float *x,
+                       const long long *labels, const float *lse, const float *g,
+                       Py_ssize_t sg, double scale, float *out)
+    void ga_sgd_d(Py_ssize_t n, double *p, const double *g, double *buf, double lr,
+                  double momentum, double dampening, double wd, int nesterov, int first)
+    void ga_sgd_f(Py_ssize_t n, float *p, const float *g, float *buf, double lr,
+                  double momentum, double dampening, double wd, int nesterov, int first)
+    void ga_adam_d(Py_ssize_t n, double *p, const double *g, double *m, double *v, double lr,
+                   double b1, double b2, double eps, double wd, int decoupled, double bc1,
+                   double bc2)
+    void ga_adam_f(Py_ssize_t n, float *p, const float *g, float *m, float *v, double lr,
+                   double b1, double b2, double eps, double wd, int decoupled, double bc1,
+                   double bc2)
+
+
+# ---------------------------------------------------------------------------------------------
+# Result buffers.  Large results come from a cache of freed blocks (keyed by exact byte size), so
+# that a program that computes the same shapes step after step (a training loop) reuses its
+# memory instead of asking malloc for fresh pages every time (glibc maps blocks of 128 KiB and
+# more straight from the kernel and returns them on free: every step would page-fault them in
+# again).  A cached array's base is a _Block, which hands the memory back when the array dies.
+
+cdef extern from "stdlib.h" nogil:
+    void *aligned_alloc(size_t alignment, size_t size)
+    void free(void *ptr)
+
+cdef Py_ssize_t _POOL_MIN = 1 << 15        # smaller blocks: malloc is fast enough
+cdef Py_ssize_t _POOL_CAP = 1 << 28        # at most this many free bytes kept
+cdef Py_ssize_t _pooled = 0
+cdef dict _free_blocks = {}                # nbytes -> list of addresses
+
+
+@cython.freelist(64)
+cdef class _Block:
+    cdef void *ptr
+    cdef Py_ssize_t nbytes
+
+    def __dealloc__(self):
+        global _pooled
+        if self.ptr == NULL:
+            return
+        if _pooled + self.nbytes <= _POOL_CAP:
+            lst = _free_blocks.get(self.nbytes)
+            if lst is None:
+                lst = _free_blocks[self.nbytes] = []
+            lst.append(<size_t>self.ptr)
+            _pooled += self.nbytes
+        else:
+            free(self.ptr)
+
+
+cdef cnp.ndarray new_array(int nd, cnp.npy_intp *dims, int typ):
+    """An uninitialized C-contiguous array; large ones reuse a cached block."""
+    global _pooled
+    cdef Py_ssize_t i, nbytes = 8 if typ == cnp.NPY_DOUBLE else (4 if typ == cnp.NPY_FLOAT else 0)
+    cdef void *ptr
+    if nbytes == 0:
+        return cnp.PyArray_EMPTY(nd, dims, typ, 0)
+    for i in range(nd):
+        nbytes *= dims[i]
+    if nbytes < _POOL_MIN:
+        return cnp.PyArray_EMPTY(nd, dims, typ, 0)
+    lst = _free_blocks.get(nbytes)
+    if lst:
+        ptr = <void*><size_t>lst.pop()
+        _pooled -= nbytes
+    else:
+        ptr = aligned_alloc(64, (nbytes + 63) & ~(<Py_ssize_t>63))
+        if ptr == NULL:
+            raise MemoryError(f"cannot allocate {nbytes} bytes")
+    cdef _Block block = _Block.__new__(_Block)
+    block.ptr = ptr
+    block.nbytes = nbytes
+    cdef cnp.ndarray arr = cnp.PyArray_SimpleNewFromData(nd, dims, typ, ptr)
+    cnp.set_array_base(arr, block)
+    return arr
+
+
+def empty_cache():
+    """Free the cached result buffers (they are otherwise kept for reuse, up to 256 MiB)."""
+    global _pooled
+    for lst in _free_blocks.values():
+        for addr in lst:
+            free(<void*><size_t>addr)
+    _free_blocks.clear()
+    _pooled = 0
+
+
+def empty_like(x):
+    """np.empty_like for a C-contiguous float64/float32 result, from the buffer cache."""
+    cdef cnp.ndarray a = np.asarray(x)
+    return new_array(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a))
 
 
 def _mul0(a, b):
@@ -99,9 +201,9 @@ cpdef object binary(int op, object a, object b):
         else:
             return _binary_numpy(op, a, b)
     if sa:
-        out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), typ, 0)
+        out = new_array(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), typ)
     else:
-        out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(y), cnp.PyArray_DIMS(y), typ, 0)
+        out = new_array(cnp.PyArray_NDIM(y), cnp.PyArray_DIMS(y), typ)
     n = cnp.PyArray_SIZE(out)
     if typ == cnp.NPY_DOUBLE:
         with nogil:
@@ -128,7 +230,7 @@ cpdef object unary(int op, object x):
     a = <cnp.ndarray>x
     if not cnp.PyArray_IS_C_CONTIGUOUS(a):
         a = np.ascontiguousarray(a)
-    out = cnp.PyArray_EMPTY(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a), 0)
+    out = new_array(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a))
     n = cnp.PyArray_SIZE(a)
     if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
         with nogil:
@@ -218,6 +320,12 @@ cdef inline bint _blas_layout(cnp.ndarray a, Py_ssize_t item, char *trans, int *
     transpose (row-major), or False when neither of its axes has unit stride."""
     cdef Py_ssize_t s0 = a.strides[0], s1 = a.strides[1]
     cdef Py_ssize_t r = a.shape[0], c = a.shape[1]
+    # the stride of an axis of length 1 is never used (NumPy may report 0 there, e.g. after
+    # broadcast_to), so such an axis takes the smallest leading dimension BLAS accepts
+    if r <= 1:
+        s0 = max(c, 1) * item
+    if c <= 1:
+        s1 = max(r, 1) * item
     if (s1 == item or c == 1) and s0 % item == 0 and s0 // item >= max(c, 1):
         trans[0] = b'N'
         ld[0] = <int>max(s0 // item, 1)
@@ -263,7 +371,7 @@ cdef object _gemm(object A, object B):
     dims[1] = n
     if k == 0 or m == 0 or n == 0:
         return cnp.PyArray_ZEROS(2, dims, typ, 0)
-    c = cnp.PyArray_EMPTY(2, dims, typ, 0)
+    c = new_array(2, dims, typ)
     with nogil:
         _gemm2d(typ, ta, lda, <char*>cnp.PyArray_DATA(a), tb, ldb, <char*>cnp.PyArray_DATA(b),
                 m, n, k, <char*>cnp.PyArray_DATA(c))
@@ -332,7 +440,14 @@ cpdef object matmul(object a, object b):
         C = _gemm(A, B)
     elif B.ndim == 2 and A.flags.c_contiguous:
         # a contiguous stack of matrices times one matrix: a single GEMM on (M*m, k)
-        C = _gemm(A.reshape(-1, A.shape[-1]), B).reshape(A.shape[:-1] + (B.shape[1],))
+        # (rows counted explicitly: reshape(-1, 0) is ambiguous when k is 0)
+        C = _gemm(A.reshape(math.prod(A.shape[:-1]), A.shape[-1]), B).reshape(
+            A.shape[:-1] + (B.shape[1],))
+    elif A.ndim == 2 and B.shape[-1] == 1 and B.flags.c_contiguous:
+        # one matrix times a stack of column vectors (a block of tangents): a single GEMM,
+        # the stack as rows times A^T (a transposed view, not a copy)
+        C = _gemm(B.reshape(math.prod(B.shape[:-2]), B.shape[-2]), A.T).reshape(
+            B.shape[:-2] + (A.shape[0], 1))
     else:
         C = _gemm_batched(A, B)
     if a_vec and b_vec:
@@ -342,3 +457,129 @@ cpdef object matmul(object a, object b):
     if b_vec:
         return C.reshape(C.shape[:-1])
     return C
+
+
+# ---------------------------------------------------------------------------------------------
+# cross-entropy from logits (ga_xent_*): the fused loss primitive's forward and VJP
+
+cdef cnp.ndarray _labels64(object labels, Py_ssize_t rows):
+    y = np.asarray(labels)
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: labels must be integers, got dtype {y.dtype}")
+    if y.shape != (rows,):
+        raise ValueError(f"cross_entropy: logits of shape ({rows}, classes) need labels of "
+                         f"shape ({rows},), got {y.shape}")
+    return np.ascontiguousarray(y, dtype=np.int64)
+
+
+cpdef tuple xent_fwd(object x, object labels):
+    """(loss, lse) per row of a (rows, cols) float array of logits and integer labels."""
+    cdef cnp.ndarray a = np.ascontiguousarray(x)
+    if not _is_float_array(a) or a.ndim != 2:
+        raise TypeError(f"cross_entropy: logits must be a 2-D float array, got "
+                        f"{a.dtype} of shape {np.shape(a)}")
+    cdef Py_ssize_t rows = a.shape[0], cols = a.shape[1], bad
+    cdef cnp.ndarray y = _labels64(labels, rows)
+    cdef cnp.npy_intp n = rows
+    cdef cnp.ndarray loss = cnp.PyArray_EMPTY(1, &n, cnp.PyArray_TYPE(a), 0)
+    cdef cnp.ndarray lse = cnp.PyArray_EMPTY(1, &n, cnp.PyArray_TYPE(a), 0)
+    if cols == 0:
+        raise ValueError("cross_entropy: logits have no classes (shape "
+                         f"{np.shape(a)})")
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        with nogil:
+            bad = ga_xent_fwd_d(rows, cols, <double*>cnp.PyArray_DATA(a),
+                                <long long*>cnp.PyArray_DATA(y), <double*>cnp.PyArray_DATA(loss),
+                                <double*>cnp.PyArray_DATA(lse))
+    else:
+        with nogil:
+            bad = ga_xent_fwd_f(rows, cols, <float*>cnp.PyArray_DATA(a),
+                                <long long*>cnp.PyArray_DATA(y), <float*>cnp.PyArray_DATA(loss),
+                                <float*>cnp.PyArray_DATA(lse))
+    if bad >= 0:
+        raise ValueError(f"cross_entropy: label {y[bad]} of row {bad} is outside [0, {cols})")
+    return loss, lse
+
+
+cpdef object xent_vjp(object x, object labels, object lse, object g, double scale):
+    """(softmax(x) - onehot(labels)) * scale * g, with g one value per row or one for all."""
+    cdef cnp.ndarray a = np.ascontiguousarray(x)
+    cdef int typ = cnp.PyArray_TYPE(a)
+    cdef Py_ssize_t rows = a.shape[0], cols = a.shape[1]
+    cdef cnp.ndarray y = _labels64(labels, rows)
+    cdef cnp.ndarray l = np.ascontiguousarray(lse, dtype=a.dtype)
+    cdef cnp.ndarray gg = np.ascontiguousarray(g, dtype=a.dtype)
+    cdef Py_ssize_t sg = 0 if cnp.PyArray_SIZE(gg) == 1 else 1
+    if sg and cnp.PyArray_SIZE(gg) != rows:
+        raise ValueError(f"cross_entropy: cotangent of shape {np.shape(g)} for {rows} rows")
+    cdef cnp.ndarray out = new_array(2, cnp.PyArray_DIMS(a), typ)
+    if typ == cnp.NPY_DOUBLE:
+        with nogil:
+            ga_xent_vjp_d(rows, cols, <double*>cnp.PyArray_DATA(a),
+                          <long long*>cnp.PyArray_DATA(y), <double*>cnp.PyArray_DATA(l),
+                          <double*>cnp.PyArray_DATA(gg), sg, scale,
+                          <double*>cnp.PyArray_DATA(out))
+    else:
+        with nogil:
+            ga_xent_vjp_f(rows, cols, <float*>cnp.PyArray_DATA(a),
+                          <long long*>cnp.PyArray_DATA(y), <float*>cnp.PyArray_DATA(l),
+                          <float*>cnp.PyArray_DATA(gg), sg, scale,
+                          <float*>cnp.PyArray_DATA(out))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# optimizer updates (ga_sgd_*, ga_adam_*): in place on a parameter and its state buffers
+
+cdef void _check_update(str name, cnp.ndarray p, list others) except *:
+    if not (_is_float_array(p) and cnp.PyArray_IS_C_CONTIGUOUS(p) and cnp.PyArray_ISWRITEABLE(p)):
+        raise ValueError(f"{name}: the parameter must be a writable contiguous float64/float32 "
+                         f"array, got {p.dtype} of shape {np.shape(p)}")
+    for o in others:
+        if o is None:
+            continue
+        if not (cnp.PyArray_Check(o) and cnp.PyArray_TYPE(<cnp.ndarray>o) == cnp.PyArray_TYPE(p)
+                and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>o)
+                and cnp.PyArray_SIZE(<cnp.ndarray>o) == cnp.PyArray_SIZE(p)):
+            raise ValueError(f"{name}: a gradient or state buffer of shape {np.shape(o)} and "
+                             f"dtype {getattr(o, 'dtype', type(o))} does not match the "
+                             f"parameter ({np.shape(p)}, {p.dtype})")
+
+
+cpdef sgd_update(object p, object g, object buf, double lr, double momentum, double dampening,
+                 double weight_decay, bint nesterov, bint first):
+    """One SGD step on p in place (buf: the momentum buffer, or None without momentum)."""
+    cdef cnp.ndarray pa = <cnp.ndarray?>p
+    _check_update("SGD", pa, [g, buf])
+    cdef cnp.ndarray ga = <cnp.ndarray>g
+    cdef void *pb = NULL if buf is None else cnp.PyArray_DATA(<cnp.ndarray>buf)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(pa)
+    if cnp.PyArray_TYPE(pa) == cnp.NPY_DOUBLE:
+        with nogil:
+            ga_sgd_d(n, <double*>cnp.PyArray_DATA(pa), <double*>cnp.PyArray_DATA(ga),
+                     <double*>pb, lr, momentum, dampening, weight_decay, nesterov, first)
+    else:
+        with nogil:
+            ga_sgd_f(n, <float*>cnp.PyArray_DATA(pa), <float*>cnp.PyArray_DATA(ga),
+                     <float*>pb, lr, momentum, dampening, weight_decay, nesterov, first)
+
+
+cpdef adam_update(object p, object g, object m, object v, double lr, double beta1, double beta2,
+                  double eps, double weight_decay, bint decoupled, double bc1, double bc2):
+    """One Adam (decoupled=False) or AdamW step on p and its moments m, v, in place."""
+    cdef cnp.ndarray pa = <cnp.ndarray?>p
+    _check_update("Adam", pa, [g, m, v])
+    if m is None or v is None:
+        raise ValueError("Adam: the moment buffers are required")
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(pa)
+    cdef void *pg = cnp.PyArray_DATA(<cnp.ndarray>g)
+    cdef void *pm = cnp.PyArray_DATA(<cnp.ndarray>m)
+    cdef void *pv = cnp.PyArray_DATA(<cnp.ndarray>v)
+    if cnp.PyArray_TYPE(pa) == cnp.NPY_DOUBLE:
+        with nogil:
+            ga_adam_d(n, <double*>cnp.PyArray_DATA(pa), <double*>pg, <double*>pm, <double*>pv,
+                      lr, beta1, beta2, eps, weight_decay, decoupled, bc1, bc2)
+    else:
+        with nogil:
+            ga_adam_f(n, <float*>cnp.PyArray_DATA(pa), <float*>pg, <float*>pm, <float*>pv,
+                      lr, beta1, beta2, eps, weight_decay, decoupled, bc1, bc2)

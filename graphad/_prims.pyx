@@ -89,11 +89,33 @@ def _tsum(a, b):
     return add_(a, b)
 
 
+def _aligned(n, t):
+    """The inputs' tangents of an elementwise (broadcasting) node, each with its batch axes in
+    front of the OUTPUT's axes: a block lead + x.shape of a lower-rank input x becomes
+    lead + (1, ..., 1) + x.shape, so that it broadcasts against the other operands as x does
+    (NumPy aligns shapes from the right, which would put the batch axes among x's)."""
+    cdef Py_ssize_t i, k, nl, nd = n.data.ndim
+    r = None
+    for i in range(len(t)):
+        ti = t[i]
+        if ti is None:
+            continue
+        xs = np.shape(raw(n.parents[i]))
+        k = nd - len(xs)
+        nl = np.ndim(raw(ti)) - len(xs)
+        if k > 0 and nl > 0:
+            if r is None:
+                r = list(t)
+            r[i] = reshape_(ti, _shape(ti)[:nl] + (1,) * k + xs)
+    return t if r is None else r
+
+
 # d(a + b) = da + db
 def add_vjp(n, g):
     return (g, g)
 
 def add_jvp(n, t):
+    t = _aligned(n, t)
     return _tsum(t[0], t[1])
 
 P_ADD = _binary("add", K.GA_ADD, add_vjp, add_jvp)
@@ -104,6 +126,7 @@ def sub_vjp(n, g):
     return (g, neg_(g) if need(n, 1) else None)
 
 def sub_jvp(n, t):
+    t = _aligned(n, t)
     if t[1] is None:
         return t[0]
     return neg_(t[1]) if t[0] is None else sub_(t[0], t[1])
@@ -117,6 +140,7 @@ def mul_vjp(n, g):
             gmul_(g, arg(n, 0)) if need(n, 1) else None)
 
 def mul_jvp(n, t):
+    t = _aligned(n, t)
     return _tsum(None if t[0] is None else gmul_(t[0], arg(n, 1)),
                  None if t[1] is None else gmul_(t[1], arg(n, 0)))
 
@@ -130,6 +154,7 @@ def div_vjp(n, g):
             neg_(gmul_(g, mul_(out(n), rb))) if need(n, 1) else None)
 
 def div_jvp(n, t):
+    t = _aligned(n, t)
     rb = reciprocal_(arg(n, 1))
     return _tsum(None if t[0] is None else gmul_(t[0], rb),
                  None if t[1] is None else neg_(gmul_(t[1], mul_(out(n), rb))))
@@ -154,6 +179,7 @@ def pow_vjp(n, g):
             gmul_(g, _pow_db(n)) if need(n, 1) else None)
 
 def pow_jvp(n, t):
+    t = _aligned(n, t)
     return _tsum(None if t[0] is None else gmul_(t[0], _pow_da(n)),
                  None if t[1] is None else gmul_(t[1], _pow_db(n)))
 
@@ -174,6 +200,7 @@ def minmax_vjp(n, g):
             gmul_(g, _select_weights(n, False)) if need(n, 1) else None)
 
 def minmax_jvp(n, t):
+    t = _aligned(n, t)
     return _tsum(None if t[0] is None else gmul_(t[0], _select_weights(n, True)),
                  None if t[1] is None else gmul_(t[1], _select_weights(n, False)))
 
@@ -193,8 +220,9 @@ def _unary(str name, int code, deriv):
     """deriv(n) -> f'(x) as an array (or Tensor), evaluated from the node's input and output."""
     def fwd(params, x):
         return K.unary(code, x)
-    if deriv is None:                      # piecewise constant: zero derivative
-        return defprim(name, fwd, lambda n, g: (None,), lambda n, t: None, kernel=1, code=code)
+    if deriv is None:   # piecewise constant: zero derivative (zeros, so that leaves get a .grad)
+        return defprim(name, fwd, lambda n, g: (np.zeros_like(raw(g)),), lambda n, t: None,
+                       kernel=1, code=code)
     def vjp(n, g):
         return (gmul_(g, deriv(n)),)
     def jvp(n, t):
@@ -241,6 +269,7 @@ def where_vjp(n, g):
             where_(c, z, g) if need(n, 1) else None)
 
 def where_jvp(n, t):
+    t = _aligned(n, t)
     ta = 0.0 if t[0] is None else t[0]
     tb = 0.0 if t[1] is None else t[1]
     return where_(n.params, ta, tb)
@@ -449,11 +478,12 @@ P_TRANSPOSE = defprim("transpose", lambda perm, x: np.transpose(x, perm),
 
 
 # broadcast_to: d = broadcast(dx); its VJP returns g whole and the engine sums it back down
-P_BROADCAST = defprim(
-    "broadcast_to", lambda shape, x: np.broadcast_to(x, shape),
-    lambda n, g: (g,),
-    lambda n, t: broadcast_to_(t[0], tuple(_shape(t[0])[:np.ndim(raw(t[0])) - len(arg_shape(n))])
-                               + n.data.shape))
+def broadcast_jvp(n, t):
+    t0 = _aligned(n, t)[0]
+    return broadcast_to_(t0, _shape(t0)[:np.ndim(raw(t0)) - n.data.ndim] + n.data.shape)
+
+P_BROADCAST = defprim("broadcast_to", lambda shape, x: np.broadcast_to(x, shape),
+                      lambda n, g: (g,), broadcast_jvp)
 
 
 # getitem: d = dx[idx];  its transpose scatters (adds) the cotangent into zeros
@@ -463,11 +493,33 @@ def _batched_index(idx, Py_ssize_t nlead):
 def _has_advanced(idx):
     return any(isinstance(i, np.ndarray) for i in idx)
 
+def _advanced_first(idx):
+    """NumPy puts the axes of advanced (array) indices first when a slice separates them, so a
+    batched x[(:,) * nlead + idx] has them before the batch axes.  Returns how many such axes
+    there are (0 when the array indices are adjacent and stay in place)."""
+    if not _has_advanced(idx):
+        return 0
+    pos = [k for k, i in enumerate(idx)
+           if isinstance(i, (np.ndarray, int, np.integer)) and not isinstance(i, bool)]
+    if pos[-1] - pos[0] == len(pos) - 1:
+        return 0
+    return len(np.broadcast_shapes(*[(int(np.count_nonzero(i)),) if i.dtype == bool
+                                     else i.shape for i in idx if isinstance(i, np.ndarray)]))
+
+def _gather(x, idx, Py_ssize_t nlead):
+    """x[idx] applied under nlead leading batch axes: shape lead + x[idx].shape."""
+    r = getitem_(x, _batched_index(idx, nlead))
+    cdef Py_ssize_t na = _advanced_first(idx) if nlead else 0
+    if na:
+        r = transpose_(r, tuple(range(na, na + nlead)) + tuple(range(na)) +
+                       tuple(range(na + nlead, np.ndim(raw(r)))))
+    return r
+
 def getitem_vjp(n, g):
     return (scatter_(g, n.params, arg_shape(n), lead(g, n)),)
 
 def getitem_jvp(n, t):
-    return getitem_(t[0], _batched_index(n.params, np.ndim(raw(t[0])) - len(arg_shape(n))))
+    return _gather(t[0], n.params, np.ndim(raw(t[0])) - len(arg_shape(n)))
 
 P_GETITEM = defprim("getitem", lambda idx, x: np.asarray(x[idx]), getitem_vjp, getitem_jvp)
 
@@ -478,6 +530,10 @@ def _scatter_fwd(params, g):
     g = np.asarray(g)
     z = np.zeros(tuple(g.shape[:nlead]) + tuple(shape), g.dtype)
     bidx = _batched_index(idx, nlead)
+    na = _advanced_first(idx) if nlead else 0
+    if na:              # z[bidx] has the advanced axes first, then the batch axes (see _gather)
+        g = np.transpose(g, tuple(range(nlead, nlead + na)) + tuple(range(nlead)) +
+                         tuple(range(nlead + na, g.ndim)))
     if _has_advanced(idx):
         np.add.at(z, bidx, g)
     else:
@@ -486,9 +542,9 @@ def _scatter_fwd(params, g):
 
 P_SCATTER = defprim(
     "scatter", _scatter_fwd,
-    lambda n, g: (getitem_(g, _batched_index(n.params[0], lead(g, n) + n.params[2])),),
+    lambda n, g: (_gather(g, n.params[0], lead(g, n) + n.params[2]),),
     lambda n, t: scatter_(t[0], n.params[0], n.params[1],
-                          np.ndim(raw(t[0])) - len(n.params[1])))
+                          np.ndim(raw(t[0])) - np.ndim(raw(n.parents[0])) + n.params[2]))
 
 
 # concatenate along a (negative) axis: d = concatenate(dx_i); the VJP slices g back apart
@@ -712,6 +768,70 @@ def einsum_jvp(n, t):
     return r
 
 P_EINSUM = defprim("einsum", _einsum_fwd, einsum_vjp, einsum_jvp)
+
+
+# ==============================================================================================
+# Neural-net primitives (graphad.nn builds its losses and layers on these)
+
+# cross_entropy(x, y): logits x of shape (N, C), integer labels y of shape (N,) (an input, so that
+# a compiled program reads new labels on every call; it has no derivative):
+#   l_i = logsumexp(x_i) - x_{i y_i},   dl_i = sum_j (softmax(x_i)_j - [j = y_i]) dx_ij,
+# reduced by params = "mean" (the sum over i, / N), "sum", or "none" (the vector l).  The forward
+# keeps each row's log-sum-exp, so the VJP is one fused C pass: (softmax(x) - onehot(y)) g / N.
+def _xent_fwd(reduction, x, y):
+    loss, lse = K.xent_fwd(x, y)
+    if reduction == "none":
+        return loss, lse
+    total = np.asarray(loss.sum())
+    if reduction == "mean":
+        total = np.asarray(total / loss.shape[0])
+    return total, lse
+
+def _xent_d(n):
+    """softmax(x) - onehot(y), the derivative of each row's loss, from primitives."""
+    x = arg(n, 0)
+    cdef Py_ssize_t c = _shape(x)[1]
+    onehot = np.eye(c, dtype=n.data.dtype)[np.asarray(raw(arg(n, 1)))]
+    return sub_(call(P_SOFTMAX, (x,), (-1,)), onehot)
+
+def xent_vjp(n, g):
+    x = arg(n, 0)
+    rows = _shape(x)[0]
+    scale = 1.0 / rows if n.params == "mean" else 1.0
+    if type(g) is not Tensor and type(x) is not Tensor and lead(g, n) == 0:
+        return (K.xent_vjp(x, raw(arg(n, 1)), n.saved, g, scale), None)
+    # a block of cotangents, or a recorded sweep: the same formula, composed
+    gs = _shape(g)
+    nl = lead(g, n)
+    g = reshape_(g, tuple(gs[:nl]) + ((rows, 1) if n.params == "none" else (1, 1)))
+    if scale != 1.0:
+        g = mul_(g, scale)
+    return (gmul_(g, _xent_d(n)), None)
+
+def xent_jvp(n, t):
+    if t[0] is None:
+        return None
+    r = sum_(gmul_(t[0], _xent_d(n)), -1, False)
+    if n.params == "none":
+        return r
+    r = sum_(r, -1, False)
+    return mul_(r, 1.0 / _shape(arg(n, 0))[0]) if n.params == "mean" else r
+
+P_CROSS_ENTROPY = defprim("cross_entropy", _xent_fwd, xent_vjp, xent_jvp, saves=True)
+
+
+# dropout(x; rate, rng): y = x m / (1 - rate) with m_i ~ Bernoulli(1 - rate) drawn from the
+# NumPy Generator rng by the forward itself (a compiled program draws a fresh mask every call);
+# dy = dx m / (1 - rate), the saved scaled mask times the tangent.
+def _dropout_fwd(params, x):
+    rate, rng = params
+    x = np.asarray(x)
+    mask = (rng.random(x.shape) >= rate).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
+    return K.binary(K.GA_MUL, x, mask), mask
+
+P_DROPOUT = defprim("dropout", _dropout_fwd,
+                    lambda n, g: (gmul_(g, n.saved),),
+                    lambda n, t: gmul_(t[0], n.saved), saves=True)
 
 
 # ==============================================================================================

@@ -182,3 +182,197 @@ def jvp(f, primals, tangents):
     if kind is None:
         return values[0], touts[0]
     return kind(values), kind(touts)
+
+
+# ----------------------------------------------------------------------------------------------
+# Jacobians and Hessians.  A Jacobian costs ONE sweep per differentiated argument (jacfwd) or per
+# output (jacrev): the sweep carries a block of identity tangents / cotangents of shape
+# (k,) + shape as one leading batch axis (nlead=1), so every matmul in it is a GEMM on the block.
+# chunk_size=k splits the identity into blocks of at most k rows (k sweeps' worth of memory).
+
+def _ops():
+    from graphad import _ops
+    return _ops
+
+
+def _identity_blocks(shape, dtype, chunk_size):
+    """Rows of the identity on a space of the given shape, as blocks of shape (k,) + shape."""
+    n = int(np.prod(shape, dtype=np.int64))
+    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    step = n if chunk_size is None or chunk_size >= n else int(chunk_size)
+    for start in range(0, max(n, 1), max(step, 1)):
+        k = min(step, n - start)
+        block = np.zeros((k, n), dtype)
+        block[np.arange(k), start + np.arange(k)] = 1
+        yield block.reshape((k,) + tuple(shape))
+
+
+def _stack_blocks(blocks, nested):
+    """Concatenate per-chunk results (each (k,) + shape) along the block axis."""
+    if len(blocks) == 1:
+        return blocks[0]
+    if nested:
+        return _ops().concatenate(blocks, axis=0)
+    return np.concatenate([b.data if isinstance(b, Tensor) else b for b in blocks], axis=0)
+
+
+def _block_to_jacobian(block, in_axes_first, out_shape, in_shape, nested):
+    """Reshape a stacked block into out_shape + in_shape.  A forward block is indexed
+    (input, output...) and is transposed; a reverse block is (output, input...) already."""
+    if in_axes_first:       # (n,) + out_shape  ->  out_shape + (n,)
+        nd = len(out_shape)
+        perm = tuple(range(1, nd + 1)) + (0,)
+        if nested:
+            block = _ops().transpose(block, perm)
+        else:
+            block = np.ascontiguousarray(np.transpose(block, perm))
+    shape = tuple(out_shape) + tuple(in_shape)
+    return _ops().reshape(block, shape) if nested else np.reshape(block, shape)
+
+
+def _jac_fwd(trace, outs, chunk_size):
+    """jac[o][i]: d outs[o] / d sources[i], by forward sweeps with blocks of tangents."""
+    live = [o for o in outs if o.requires_grad]
+    jac = [[None] * len(trace.sources) for _ in outs]
+    for i, s in enumerate(trace.sources):
+        per_out = [[] for _ in outs]
+        for block in _identity_blocks(s.shape, s.dtype, chunk_size):
+            res = _core.forward_sweep([s], [block], live, nlead=1,
+                                      record=trace.nested) if live else []
+            it = iter(res)
+            for o, acc in zip(outs, per_out):
+                acc.append(next(it) if o.requires_grad else
+                           np.zeros((block.shape[0],) + o.shape, o.dtype))
+        for j, o in enumerate(outs):
+            stacked = _stack_blocks(per_out[j], trace.nested)
+            jac[j][i] = trace.export(_block_to_jacobian(stacked, True, o.shape, s.shape,
+                                                        trace.nested))
+    return jac
+
+
+def _jac_rev(trace, outs, chunk_size):
+    """jac[o][i]: d outs[o] / d sources[i], by reverse sweeps with blocks of cotangents."""
+    jac = [[None] * len(trace.sources) for _ in outs]
+    for j, o in enumerate(outs):
+        per_src = [[] for _ in trace.sources]
+        blocks = list(_identity_blocks(o.shape, o.dtype, chunk_size)) if o.requires_grad else []
+        for b, block in enumerate(blocks):
+            last = j == len(outs) - 1 and b == len(blocks) - 1
+            grads = _core.reverse_sweep([o], [block], retain_graph=trace.nested or not last,
+                                        create_graph=trace.nested, sources=trace.sources,
+                                        nlead=1)
+            for acc, g, s in zip(per_src, grads, trace.sources):
+                acc.append(np.zeros((block.shape[0],) + s.shape, s.dtype) if g is None else g)
+        for i, s in enumerate(trace.sources):
+            if blocks:
+                stacked = _stack_blocks(per_src[i], trace.nested)
+                jac[j][i] = trace.export(_block_to_jacobian(stacked, False, o.shape,
+                                                            s.shape, trace.nested))
+            else:
+                jac[j][i] = trace.export(np.zeros(o.shape + s.shape, s.dtype))
+    return jac
+
+
+def _pack_jacobian(trace, jac, kind):
+    per_out = [trace.pack(row) for row in jac]
+    return per_out[0] if kind is None else kind(per_out)
+
+
+def _jacobian_transform(f, argnums, chunk_size, mode, name):
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        trace = _Trace(args, argnums)
+        outs, kind = _as_outputs(trace.run(f, kwargs))
+        for o in outs:
+            if o.dtype.kind not in "fc":
+                raise TypeError(f"{name}: the output has dtype {o.dtype}; only floating-point "
+                                f"outputs have derivatives")
+        m = mode
+        if m == "auto":
+            n_in = sum(s.size for s in trace.sources)
+            n_out = sum(o.size for o in outs)
+            m = "fwd" if n_in <= n_out else "rev"
+        jac = (_jac_fwd if m == "fwd" else _jac_rev)(trace, outs, chunk_size)
+        return _pack_jacobian(trace, jac, kind)
+    return wrapper
+
+
+def jacfwd(f, argnums=0, chunk_size=None):
+    """The Jacobian of f (shape out.shape + in.shape) by forward mode: one forward sweep per
+    argument carrying the whole identity as a block of tangents.  With chunk_size, blocks of at
+    most chunk_size tangents (less memory, more sweeps).  A tuple argnums gives a tuple."""
+    return _jacobian_transform(f, argnums, chunk_size, "fwd", "jacfwd")
+
+
+def jacrev(f, argnums=0, chunk_size=None):
+    """The Jacobian of f (shape out.shape + in.shape) by reverse mode: one reverse sweep carrying
+    the whole identity on the output as a block of cotangents.  With chunk_size, blocks of at
+    most chunk_size cotangents.  A tuple argnums gives a tuple."""
+    return _jacobian_transform(f, argnums, chunk_size, "rev", "jacrev")
+
+
+def _vec_matrix(J, out_shape, in_shape):
+    """out_shape + in_shape Jacobian -> the matrix with rows vec(df), columns vec(dX), vec
+    stacking columns (column-major) as in the course: reverse both index groups, then flatten."""
+    no, ni = len(out_shape), len(in_shape)
+    perm = tuple(range(no - 1, -1, -1)) + tuple(range(no + ni - 1, no - 1, -1))
+    rows = int(np.prod(out_shape, dtype=np.int64))
+    cols = int(np.prod(in_shape, dtype=np.int64))
+    if isinstance(J, Tensor):
+        return _ops().reshape(_ops().transpose(J, perm), (rows, cols))
+    return np.ascontiguousarray(np.transpose(J, perm)).reshape(rows, cols)
+
+
+def jacobian(f, argnums=0, mode="auto", vec=False, chunk_size=None):
+    """The Jacobian of f.  mode="fwd" / "rev" as jacfwd / jacrev; "auto" evaluates f once and
+    picks forward mode when the (total) input size is at most the output size, else reverse.
+    vec=True returns, per argument, the matrix of the linear map vec(dX) -> vec(df) in the
+    course's column-major vec convention; otherwise the shape is out.shape + in.shape."""
+    if mode not in ("auto", "fwd", "rev"):
+        raise ValueError(f"jacobian: mode must be 'auto', 'fwd' or 'rev', got {mode!r}")
+    jac_f = _jacobian_transform(f, argnums, chunk_size, mode, "jacobian")
+    if not vec:
+        return jac_f
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        nums, single = _argnums_tuple(argnums, len(args))
+        in_shapes = [np.shape(args[i].data if isinstance(args[i], Tensor) else args[i])
+                     for i in nums]
+        J = jac_f(*args, **kwargs)
+        parts = (J,) if single else tuple(J)
+        if any(isinstance(p, (tuple, list)) for p in parts):
+            raise TypeError("jacobian(vec=True): f must return a single array")
+        mats = []
+        for Ji, shp in zip(parts, in_shapes):
+            full = tuple(np.shape(Ji.data if isinstance(Ji, Tensor) else Ji))
+            mats.append(_vec_matrix(Ji, full[:len(full) - len(shp)], shp))
+        return mats[0] if single else tuple(mats)
+    return wrapper
+
+
+def hessian(f, argnums=0):
+    """The Hessian of scalar f, shape in.shape + in.shape, by forward-over-reverse:
+    jacfwd(jacrev(f)), one forward sweep with a block of tangents through the recorded reverse
+    sweep.  A tuple argnums gives the nested tuple of blocks ((H00, H01), (H10, H11))."""
+    def scalar_f(*args, **kwargs):
+        out = f(*args, **kwargs)
+        _scalar_output(out if isinstance(out, Tensor) else _core.as_tensor(out), "hessian")
+        return out
+    functools.update_wrapper(scalar_f, f)
+    return jacfwd(jacrev(scalar_f, argnums), argnums)
+
+
+def hvp(f, primals, tangents):
+    """(gradient, Hessian-vector product) of scalar f at primals along tangents, by
+    forward-over-reverse: jvp of grad(f), one forward sweep through the recorded reverse sweep,
+    a small constant times the cost of one gradient.  With one primal (a bare array or a 1-tuple)
+    both results are arrays; with several, tuples (one entry per primal)."""
+    single = not isinstance(primals, (tuple, list))
+    primals = (primals,) if single else tuple(primals)
+    tangents = (tangents,) if not isinstance(tangents, (tuple, list)) else tuple(tangents)
+    if len(primals) != len(tangents):
+        raise ValueError(f"hvp: {len(primals)} primals but {len(tangents)} tangents")
+    argnums = 0 if len(primals) == 1 else tuple(range(len(primals)))
+    return jvp(grad(f, argnums), primals, tangents)

@@ -1,0 +1,260 @@
+# cython: language_level=3
+"""The trace recorder and the replay loop behind graphad.compile.
+
+Tracing runs the function once, eagerly, with a Tracer installed in the engine (_core.set_tracer).
+The Tracer keeps, in program order,
+
+  FWD     every primitive applied to Tensors: (out Tensor, primitive, inputs, parameters);
+  SWEEP   every reverse or forward sweep, which it runs itself with the graph kept;
+  EFFECT  every state change the program makes outside the graph: zero_grad, an optimizer's
+          in-place update, a learning-rate schedule (graphad.compile.effect records them).
+
+The recorded nodes are the program: they stay alive between calls, and a replay writes each
+node's new value into the same Tensor (`out.data = fwd(params, *inputs)`), so the VJP and JVP
+rules, which read a node's inputs and output through the node, run unchanged during the replayed
+sweeps.  The inputs of the traced call are bound by identity: an input array that a primitive
+received directly becomes a proxy Tensor whose value is replaced on every call, a leaf made
+over an input array (a transform's source) is rebound, and an input array inside a primitive's
+parameters (integer indices) is substituted.  No Tensor is created and no public function, shape
+check or broadcasting decision runs again: what remains per primitive is its forward kernel and,
+in the sweeps, its rules.  After a call every node's value is released, so that the buffers
+return to the kernels' cache (_kernels.new_array) and the next call reuses them.
+"""
+import numpy as np
+cimport numpy as cnp
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.ref cimport Py_INCREF
+from graphad cimport _kernels as K
+from graphad._core cimport Prim, Tensor, wrap
+from graphad import _core
+
+cnp.import_array()
+
+cdef enum:
+    FWD = 0
+    SWEEP = 1
+    EFFECT = 2
+
+
+# ----------------------------------------------------------------------------------------------
+# recording
+
+cdef class Tracer:
+    """Installed in the engine while a function is traced; see the module docstring."""
+    cdef public list code           # (kind, ...) tuples in program order
+    cdef public object unsupported  # why this trace cannot be replayed, or None
+    cdef public list sweep_results
+
+    def __init__(self):
+        self.code = []
+        self.unsupported = None
+        self.sweep_results = []
+
+    def record(self, Prim p, tuple args, object params, Tensor out):
+        self.code.append((FWD, out, p, args, params))
+
+    def opaque(self, Prim p, Tensor out):
+        if self.unsupported is None:
+            self.unsupported = (f"the node '{p.name}' was computed outside the primitive "
+                                f"registry (a custom rule or solver), so it cannot be replayed")
+
+    def effect(self, fn, tuple args):
+        self.code.append((EFFECT, fn, args))
+
+    def sweep(self, fn, tuple args):
+        if fn is _core.reverse_sweep and args[3]:
+            self.unsupported = "a sweep with create_graph=True (higher-order derivatives)"
+        if fn is _core.forward_sweep and args[4]:
+            self.unsupported = "a recorded forward sweep (nested forward mode)"
+        prev = _core.set_tracer(None)
+        try:
+            res = fn(*args)
+        finally:
+            _core.set_tracer(prev)
+        self.code.append((SWEEP, fn, args, len(self.sweep_results)))
+        self.sweep_results.append(res)
+        return res
+
+
+# ----------------------------------------------------------------------------------------------
+# binding the inputs
+
+cdef class Subst:
+    """A value with input arrays at known places: rebuilt with the new inputs on each call."""
+    cdef object template    # the traced value, with _Slot(i) where input i was
+    cdef public bint any
+
+    def __init__(self, value, dict index):
+        self.any = False
+        self.template = self._scan(value, index)
+
+    cdef object _scan(self, v, dict index):
+        if cnp.PyArray_Check(v):
+            i = index.get(id(v))
+            if i is not None:
+                self.any = True
+                return _Slot(i)
+            return v
+        if type(v) is tuple or type(v) is list:
+            items = [self._scan(x, index) for x in v]
+            return tuple(items) if type(v) is tuple else items
+        return v
+
+    cdef object build(self, list inputs):
+        return _build(self.template, inputs)
+
+
+cdef class _Slot:
+    cdef Py_ssize_t i
+
+    def __init__(self, Py_ssize_t i):
+        self.i = i
+
+
+cdef object _build(object t, list inputs):
+    if type(t) is _Slot:
+        return inputs[(<_Slot>t).i]
+    if type(t) is tuple:
+        return tuple([_build(x, inputs) for x in <tuple>t])
+    if type(t) is list:
+        return [_build(x, inputs) for x in <list>t]
+    return t
+
+
+# ----------------------------------------------------------------------------------------------
+# the program
+
+cdef class Program:
+    """A traced function's primitives, sweeps and effects, replayed on new inputs."""
+    cdef list code              # as recorded, with inputs bound (see bind)
+    cdef list rebind            # [(Tensor, input index)]: leaves and proxies over an input
+    cdef list nodes             # every FWD output, released after a call
+    cdef public Py_ssize_t n_fwd, n_sweeps, n_effects
+    cdef list results           # the sweeps' results of the call running now
+
+    def __init__(self, Tracer tracer, list inputs):
+        cdef dict index = {}
+        cdef dict proxies = {}
+        cdef dict produced = {}
+        cdef Tensor t, out
+        self.code = []
+        self.rebind = []
+        self.nodes = []
+        self.n_fwd = self.n_sweeps = self.n_effects = 0
+        for i, x in enumerate(inputs):
+            if x is not None:
+                index[id(x)] = i
+        seen_leaf = set()
+
+        def bind_tensor(Tensor a):
+            # a leaf over an input array (a transform's source, a constant wrapper) is rebound
+            if a.prim is None and id(a) not in produced and id(a) not in seen_leaf:
+                seen_leaf.add(id(a))
+                i = index.get(id(a.data))
+                if i is not None:
+                    self.rebind.append((a, i))
+
+        def bind_args(tuple args):
+            cdef list items = None
+            for k in range(len(args)):
+                a = args[k]
+                if type(a) is Tensor:
+                    bind_tensor(a)
+                elif cnp.PyArray_Check(a) and id(a) in index:
+                    i = index[id(a)]
+                    if i not in proxies:
+                        proxies[i] = wrap(a)
+                        self.rebind.append((proxies[i], i))
+                    if items is None:
+                        items = list(args)
+                    items[k] = proxies[i]
+            return args if items is None else tuple(items)
+
+        for ins in tracer.code:
+            kind = ins[0]
+            if kind == FWD:
+                _, out, p, args, params = ins
+                new_args = bind_args(args)
+                if out.parents is args:
+                    out.parents = new_args
+                sub = Subst(params, index)
+                self.code.append((FWD, out, p, new_args, params, sub if sub.any else None))
+                produced[id(out)] = True
+                self.nodes.append(out)
+                self.n_fwd += 1
+            elif kind == SWEEP:
+                _, fn, args, k = ins
+                for group in args:
+                    if type(group) is list:
+                        for a in group:
+                            if type(a) is Tensor:
+                                bind_tensor(a)
+                sub = Subst(args, index)
+                self.code.append((SWEEP, fn, args, sub if sub.any else None, k))
+                self.n_sweeps += 1
+            else:
+                self.code.append(ins)
+                self.n_effects += 1
+
+    def run(self, list inputs):
+        """Replay on new inputs (of the traced shapes and dtypes); returns the sweeps' results."""
+        cdef Tensor t
+        cdef Prim p
+        cdef tuple args, raw
+        cdef Py_ssize_t i, n
+        cdef list results = [None] * self.n_sweeps
+        for t, i in self.rebind:
+            t.data = inputs[i]
+        try:
+            for ins in self.code:
+                kind = ins[0]
+                if kind == FWD:
+                    t = <Tensor>ins[1]
+                    p = <Prim>ins[2]
+                    args = <tuple>ins[3]
+                    params = ins[4]
+                    if ins[5] is not None:
+                        params = (<Subst>ins[5]).build(inputs)
+                        if t.prim is not None:
+                            t.params = params
+                    n = len(args)
+                    raw = PyTuple_New(n)
+                    for i in range(n):
+                        a = args[i]
+                        if type(a) is Tensor:
+                            a = (<Tensor>a).data
+                        Py_INCREF(a)
+                        PyTuple_SET_ITEM(raw, i, a)
+                    if p.kernel == 2:
+                        res = K.binary(p.code, raw[0], raw[1])
+                    elif p.kernel == 1:
+                        res = K.unary(p.code, raw[0])
+                    else:
+                        res = p.fwd(params, *raw)
+                        if p.saves:
+                            res, saved = res
+                            t.saved = saved
+                    t.data = res if cnp.PyArray_CheckExact(res) else np.asarray(res)
+                elif kind == SWEEP:
+                    args = <tuple>ins[2]
+                    if ins[3] is not None:
+                        args = (<Subst>ins[3]).build(inputs)
+                    results[<Py_ssize_t>ins[4]] = ins[1](*args)
+                else:
+                    ins[1](*ins[2])
+        except BaseException:
+            self.release()
+            raise
+        return results
+
+    def values(self):
+        """The current values of the program's nodes (for output mapping)."""
+        return self.nodes
+
+    def release(self):
+        """Drop every node's value and residuals (they are recomputed by the next call)."""
+        cdef Tensor t
+        for t in self.nodes:
+            t.data = None
+            t.saved = None
+            t._ct = None

@@ -1,0 +1,254 @@
+"""ga.compile: trace a function once, replay it on new inputs without Python-level per-op work.
+
+    step = ga.compile(ga.value_and_grad(loss, argnums=(0, 1)))
+    value, (gW, gb) = step(W, b, X, y)        # first call with these shapes: traced (eager run)
+    value, (gW, gb) = step(W2, b2, X2, y2)    # same shapes and dtypes: replayed
+
+    def train_step(X, y):                     # a whole training step
+        opt.zero_grad()
+        loss = ga.nn.cross_entropy(model(X), y)
+        loss.backward()
+        opt.step()
+        return loss
+    train_step = ga.compile(train_step)
+
+The first call for a given signature (the shapes and dtypes of the array arguments, the values
+of the other arguments) runs `f` eagerly with a recorder installed in the engine: every primitive
+applied to Tensors, every reverse or forward sweep (`backward()`, the transforms) and every
+state change made through graphad (`zero_grad`, an optimizer's `step`, a schedule's `step`; see
+`effect`) is kept, in order, as a flat program (graphad/_compile.pyx).  Later calls with the same
+signature replay that program: each primitive's forward kernel writes its node's new value, the
+recorded sweeps run again over the kept graph (each node's VJP/JVP rule, no graph building, no
+public-function dispatch), and the effects run again (the optimizer's C update, in place).
+Parameters are read from their Tensors at every call, so the updates of one step are seen by
+the next.  Results are the same numbers as eager execution.  A new signature traces again.
+
+What a trace cannot see, it freezes (as torch.jit.trace does): Python control flow on values,
+NumPy computations on the inputs outside graphad functions, `float(t)` / `t.item()`, and direct
+writes such as `p.data -= ...` (use ga.optim, or wrap the update in `effect`).  Pass the inputs
+straight to graphad functions.  Outputs are fresh on every call: Tensors come back detached
+(values, not graphs), arrays are new arrays.  Functions whose trace cannot be replayed
+(higher-order sweeps with create_graph, nodes made by custom rules) run eagerly, with a warning.
+"""
+import functools
+import time
+import warnings
+
+import numpy as np
+
+from graphad import _core
+from graphad._compile import Program, Tracer
+from graphad._core import Tensor
+
+__all__ = ["compile", "effect", "is_tracing"]
+
+_tracers = []          # the tracers of the compiled functions being traced now (innermost last)
+
+
+def is_tracing():
+    """Whether a compiled function is being traced right now."""
+    return bool(_tracers)
+
+
+def effect(fn, *args):
+    """Run fn(*args) now and, inside a trace, record it so that every replay runs it again at
+    the same point of the program.  For state changes outside the graph: an optimizer's update,
+    a learning-rate schedule, zeroing gradients (graphad's own do this already)."""
+    result = fn(*args)
+    if _tracers:
+        _tracers[-1].effect(fn, args)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# signatures and outputs
+
+def _signature(args, kwargs):
+    """The cache key: shapes and dtypes of arrays, identities of Tensors that require grad (they
+    are read in place: parameters), values of everything else (static)."""
+    key = []
+    arrays = []
+    for a in list(args) + [kwargs[k] for k in sorted(kwargs)]:
+        if isinstance(a, np.ndarray):
+            key.append(("a", a.shape, a.dtype.str))
+            arrays.append(a)
+        elif isinstance(a, Tensor):
+            if a.requires_grad:
+                key.append(("t", id(a)))
+                arrays.append(None)
+            else:
+                key.append(("c", a.shape, a.dtype.str))
+                arrays.append(a.data)
+        else:
+            try:
+                hash(a)
+                key.append(("s", type(a), a))
+            except TypeError:
+                key.append(("o", id(a)))
+            arrays.append(None)
+    return tuple(key) + tuple(sorted(kwargs)), arrays
+
+
+def _flatten(tree, leaves):
+    if isinstance(tree, (tuple, list)):
+        return (type(tree), [_flatten(x, leaves) for x in tree])
+    if isinstance(tree, dict):
+        return (dict, [(k, _flatten(v, leaves)) for k, v in tree.items()])
+    leaves.append(tree)
+    return None
+
+
+def _unflatten(spec, it):
+    if spec is None:
+        return next(it)
+    kind, items = spec
+    if kind is dict:
+        return {k: _unflatten(s, it) for k, s in items}
+    vals = [_unflatten(s, it) for s in items]
+    return kind(vals) if kind in (tuple, list) else kind(*vals)   # namedtuples
+
+
+class _Output:
+    """How to fetch one output leaf after a replay."""
+    __slots__ = ("kind", "a", "b")
+
+    def __init__(self, kind, a=None, b=None):
+        self.kind, self.a, self.b = kind, a, b
+
+    def get(self, program, results, inputs):
+        k = self.kind
+        if k == "node":                  # a Tensor computed by the program: its value, detached
+            return _core.as_tensor(self.a.data)
+        if k == "data":                  # an array that is a node's value
+            return self.a.data
+        if k == "sweep":
+            return results[self.a][self.b]
+        if k == "input":
+            return inputs[self.a]
+        if k == "copy":                  # a constant array (zeros for an unreached gradient...)
+            return np.array(self.a, copy=True)
+        return self.a                    # a constant: None, an int, a parameter Tensor, ...
+
+
+def _output_map(leaves, tracer, program, inputs):
+    by_data = {}
+    node_ids = set()
+    for t in program.values():
+        node_ids.add(id(t))
+        if t.data is not None:
+            by_data[id(t.data)] = t
+    by_result = {}
+    for k, res in enumerate(tracer.sweep_results):
+        for j, r in enumerate(res or ()):
+            if r is not None:
+                by_result[id(r)] = (k, j)
+    by_input = {id(x): i for i, x in enumerate(inputs) if x is not None}
+    outs = []
+    for v in leaves:
+        if isinstance(v, Tensor):
+            outs.append(_Output("node", v) if id(v) in node_ids else _Output("const", v))
+        elif isinstance(v, np.ndarray):
+            if id(v) in by_data:
+                outs.append(_Output("data", by_data[id(v)]))
+            elif id(v) in by_result:
+                outs.append(_Output("sweep", *by_result[id(v)]))
+            elif id(v) in by_input:
+                outs.append(_Output("input", by_input[id(v)]))
+            else:
+                outs.append(_Output("copy", v))
+        elif isinstance(v, (float, np.floating, complex)):
+            raise TypeError(
+                "ga.compile: the function returned a Python/NumPy float, which a trace cannot "
+                "recompute; return the Tensor (or array) instead and convert it outside "
+                "(e.g. float(step(...)))")
+        else:
+            outs.append(_Output("const", v))
+    return outs
+
+
+# ----------------------------------------------------------------------------------------------
+# the compiled function
+
+class _Entry:
+    __slots__ = ("program", "spec", "outs", "eager", "compile_ms")
+
+
+class Compiled:
+    """A function compiled by ga.compile; call it like the function.  `.traces` counts the
+    traces made so far, `.compile_ms` the time (ms) of the last one (its eager run included)."""
+
+    def __init__(self, f, cache_size=16):
+        functools.update_wrapper(self, f)
+        self.f = f
+        self.cache_size = cache_size
+        self._cache = {}
+        self.traces = 0
+        self.compile_ms = 0.0
+
+    def __call__(self, *args, **kwargs):
+        if _tracers:                      # inside another trace: become part of it
+            return self.f(*args, **kwargs)
+        key, inputs = _signature(args, kwargs)
+        entry = self._cache.get(key)
+        if entry is None:
+            return self._trace(key, inputs, args, kwargs)
+        if entry.eager:
+            return self.f(*args, **kwargs)
+        program = entry.program
+        results = program.run(inputs)
+        try:
+            leaves = [o.get(program, results, inputs) for o in entry.outs]
+        finally:
+            program.release()
+        return _unflatten(entry.spec, iter(leaves))
+
+    def _trace(self, key, inputs, args, kwargs):
+        start = time.perf_counter()
+        tracer = Tracer()
+        _tracers.append(tracer)
+        prev = _core.set_tracer(tracer)
+        try:
+            out = self.f(*args, **kwargs)
+        finally:
+            _core.set_tracer(prev)
+            _tracers.pop()
+        entry = _Entry()
+        entry.eager = tracer.unsupported is not None
+        self.traces += 1
+        if entry.eager:
+            warnings.warn(f"ga.compile({getattr(self.f, '__name__', 'f')}): cannot replay "
+                          f"{tracer.unsupported}; running it eagerly", RuntimeWarning,
+                          stacklevel=3)
+            entry.program = None
+        else:
+            program = Program(tracer, inputs)
+            leaves = []
+            entry.spec = _flatten(out, leaves)
+            entry.outs = _output_map(leaves, tracer, program, inputs)
+            entry.program = program
+            out = _unflatten(entry.spec, iter(
+                [_core.as_tensor(v.data) if o.kind == "node" else
+                 (np.array(v, copy=True) if o.kind == "copy" else v)
+                 for o, v in zip(entry.outs, leaves)]))
+            program.release()
+        if len(self._cache) >= self.cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[key] = entry
+        entry.compile_ms = self.compile_ms = (time.perf_counter() - start) * 1e3
+        return out
+
+    def stats(self):
+        """Per signature: the number of primitives, sweeps and effects the program replays."""
+        return [dict(signature=k, eager=e.eager,
+                     primitives=None if e.eager else e.program.n_fwd,
+                     sweeps=None if e.eager else e.program.n_sweeps,
+                     effects=None if e.eager else e.program.n_effects,
+                     compile_ms=e.compile_ms)
+                for k, e in self._cache.items()]
+
+
+def compile(f=None, *, cache_size=16):
+    """Compile f by tracing: see the module documentation.  Usable as a decorator."""
+    if f is None:
+        return lambda g: Compiled(g, cache_size)
+    return Compiled(f, cache_size)

@@ -1,0 +1,169 @@
+"""The primitive table shared by test_forward.py and test_jacobians.py: for every primitive in
+graphad's registry, small functions that exercise it (with broadcasting, scalars and
+lower-rank operands), argument generators, and a finite-difference Jacobian."""
+import numpy as np
+
+import graphad as ga
+from graphad import _core
+from graphad._prims import REGISTRY
+
+
+def fd_jacobian(f, args, i, h=None):
+    """Central finite-difference Jacobian of f with respect to args[i], shape out + in."""
+    args = [np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else a for a in args]
+    x = args[i]
+    eps = np.finfo(np.float64).eps
+    cols = []
+    for k in range(x.size):
+        step = h if h is not None else eps ** (1 / 3) * max(1.0, abs(x.flat[k]))
+        xp, xm = x.copy(), x.copy()
+        xp.flat[k] += step
+        xm.flat[k] -= step
+        with ga.no_grad():
+            fp = np.asarray(value(f(*args[:i], xp, *args[i + 1:])), np.float64)
+            fm = np.asarray(value(f(*args[:i], xm, *args[i + 1:])), np.float64)
+        cols.append((fp - fm) / (2 * step))
+    out_shape = cols[0].shape if cols else np.shape(value(f(*args)))
+    J = np.stack(cols, axis=-1) if cols else np.zeros(out_shape + (0,))
+    return J.reshape(out_shape + x.shape)
+
+
+def value(y):
+    return y.data if isinstance(y, ga.Tensor) else y
+
+
+def rng_for(name):
+    return np.random.default_rng(sum(map(ord, name)))
+
+
+def U(shape, lo=-2.0, hi=2.0):
+    return ("u", shape, lo, hi)
+
+
+def AWAY(shape):
+    """Values with |x| in [0.3, 2]: away from kinks at 0."""
+    return ("away", shape)
+
+
+def GRID(shape, offset):
+    """Values on interleaved grids, so that two arguments never tie (max/min, where)."""
+    return ("grid", shape, offset)
+
+
+def draw(spec, rng):
+    if spec[0] == "u":
+        return rng.uniform(spec[2], spec[3], size=spec[1])
+    if spec[0] == "away":
+        return rng.uniform(0.3, 2.0, size=spec[1]) * rng.choice([-1.0, 1.0], size=spec[1])
+    k = rng.integers(-4, 4, size=spec[1]) * 0.5 + (0.25 if spec[2] else 0.0)
+    return k + rng.uniform(-0.05, 0.05, size=spec[1])
+
+
+def P(name, *args, params=None):
+    """Apply a registry primitive directly (for the ones without a public function)."""
+    return _core.apply(REGISTRY[name], args, params)
+
+
+# primitive name -> list of (label, f, argument specs).  Shapes mix broadcasting, scalars and
+# lower-rank operands, because a block of tangents carries a leading axis that must line up
+# with the output, not with a lower-rank operand.
+CASES = {
+    "add": [("vec+scalar", lambda a, b: a + b, [U((3,)), U(())]),
+            ("mat+row", lambda a, b: a + b, [U((2, 3)), U((3,))]),
+            ("col+row", lambda a, b: a + b, [U((2, 1)), U((1, 3))])],
+    "subtract": [("scalar-vec", lambda a, b: a - b, [U(()), U((3,))]),
+                 ("row-mat", lambda a, b: a - b, [U((3,)), U((2, 3))])],
+    "multiply": [("vec*scalar", lambda a, b: a * b, [U((3,)), U(())]),
+                 ("col*row", lambda a, b: a * b, [U((2, 1)), U((3,))])],
+    "divide": [("vec/scalar", lambda a, b: a / b, [U((3,)), U((), 0.5, 2)]),
+               ("scalar/mat", lambda a, b: a / b, [U(()), U((2, 2), 0.5, 2)])],
+    "power": [("vec**scalar", lambda a, b: a ** b, [U((3,), 0.5, 2), U((), 0.5, 2)]),
+              ("scalar**mat", lambda a, b: a ** b, [U((), 0.5, 2), U((2, 2), -1, 1)]),
+              ("vec**3", lambda a: a ** 3.0, [U((4,))])],
+    "maximum": [("vec,scalar", lambda a, b: ga.maximum(a, b), [GRID((4,), 0), GRID((), 1)])],
+    "minimum": [("mat,row", lambda a, b: ga.minimum(a, b), [GRID((2, 3), 0), GRID((3,), 1)])],
+    "gmul": [("vec,scalar", lambda a, b: P("gmul", a, b), [AWAY((3,)), U(())])],
+    "negative": [("mat", lambda x: -x, [U((2, 3))])],
+    "exp": [("vec", ga.exp, [U((4,))])],
+    "log": [("vec", ga.log, [U((4,), 0.3, 3)])],
+    "log1p": [("vec", ga.log1p, [U((4,), -0.5, 2)])],
+    "sin": [("mat", ga.sin, [U((2, 2))])],
+    "cos": [("vec", ga.cos, [U((3,))])],
+    "tan": [("vec", ga.tan, [U((3,), -1.2, 1.2)])],
+    "tanh": [("vec", ga.tanh, [U((3,))])],
+    "sinh": [("vec", ga.sinh, [U((3,))])],
+    "cosh": [("vec", ga.cosh, [U((3,))])],
+    "sqrt": [("vec", ga.sqrt, [U((3,), 0.3, 3)])],
+    "square": [("scalar", ga.square, [U(())])],
+    "abs": [("vec", ga.abs, [AWAY((4,))])],
+    "sign": [("vec", lambda x: ga.sign(x) * x, [AWAY((4,))])],
+    "relu": [("vec", ga.relu, [AWAY((4,))])],
+    "step": [("vec", lambda x: P("step", x) * x, [AWAY((4,))])],
+    "sigmoid": [("vec", ga.sigmoid, [U((4,), -4, 4)])],
+    "softplus": [("vec", ga.softplus, [U((4,), -4, 4)])],
+    "reciprocal": [("vec", lambda x: P("reciprocal", x), [U((3,), 0.5, 2)])],
+    "where": [("vec,scalar", lambda a, b: ga.where(np.array([True, False, True]), a, b),
+               [U((3,)), U(())]),
+              ("scalar,mat", lambda a, b: ga.where(np.array([[True], [False]]), a, b),
+               [U(()), U((2, 3))])],
+    "clip": [("vec", lambda x: ga.clip(x, -0.5, 0.5), [AWAY((5,))])],
+    "identity": [("vec", lambda x: P("identity", x), [U((3,))])],
+    "astype": [("vec", lambda x: ga.astype(x, np.float64) * 2.0, [U((3,))])],
+    "sum": [("all", lambda x: ga.sum(x), [U((2, 3))]),
+            ("axis0", lambda x: ga.sum(x, axis=0), [U((2, 3))]),
+            ("keepdims", lambda x: ga.sum(x, axis=1, keepdims=True), [U((2, 3))])],
+    "max": [("axis1", lambda x: ga.max(x, axis=1), [GRID((2, 3), 0)]),
+            ("all", lambda x: ga.max(x), [GRID((3,), 0)])],
+    "min": [("keepdims", lambda x: ga.min(x, axis=0, keepdims=True), [GRID((3, 2), 0)])],
+    "logsumexp": [("axis1", lambda x: ga.logsumexp(x, axis=1), [U((2, 3))]),
+                  ("all", lambda x: ga.logsumexp(x), [U((3,))])],
+    "softmax": [("axis-1", lambda x: ga.softmax(x, axis=-1), [U((2, 3))]),
+                ("axis0", lambda x: ga.softmax(x, axis=0), [U((3, 2))])],
+    "log_softmax": [("axis-1", lambda x: ga.log_softmax(x), [U((2, 3))])],
+    "reshape": [("2x3->6", lambda x: ga.reshape(x, (6,)), [U((2, 3))]),
+                ("scalar->1x1", lambda x: ga.reshape(x, (1, 1)), [U(())])],
+    "transpose": [("T", lambda x: x.T, [U((2, 3))]),
+                  ("perm", lambda x: ga.transpose(x, (1, 2, 0)), [U((2, 1, 3))])],
+    "broadcast_to": [("scalar->vec", lambda x: ga.broadcast_to(x, (3,)), [U(())]),
+                     ("row->mat", lambda x: ga.broadcast_to(x, (2, 3)), [U((3,))]),
+                     ("col->mat", lambda x: ga.broadcast_to(x, (2, 3)), [U((2, 1))])],
+    "getitem": [("slice", lambda x: x[1:, ::2], [U((3, 4))]),
+                ("int", lambda x: x[1], [U((3, 2))]),
+                ("int-array repeats", lambda x: x[np.array([0, 2, 0])], [U((3, 2))]),
+                ("newaxis", lambda x: x[None, :, 1], [U((3, 2))]),
+                ("adjacent arrays", lambda x: x[np.array([0, 1]), np.array([2, 0])], [U((2, 3))]),
+                ("split arrays", lambda x: x[np.array([0, 1]), :, np.array([1, 0])],
+                 [U((2, 3, 2))]),
+                ("int and array split", lambda x: x[0, :, np.array([1, 0, 1])], [U((2, 3, 2))]),
+                ("bool mask", lambda x: x[np.array([True, False, True])], [U((3, 2))])],
+    "scatter": [("slice", lambda g: P("scatter", g, params=((slice(1, 3),), (4,), 0)),
+                 [U((2,))]),
+                ("int (rank-changing)", lambda g: P("scatter", g, params=((1,), (3, 2), 0)),
+                 [U((2,))]),
+                ("repeats", lambda g: P("scatter", g, params=((np.array([0, 2, 0]),), (3, 2), 0)),
+                 [U((3, 2))]),
+                ("split arrays", lambda g: P("scatter", g, params=(
+                    (np.array([0, 1]), slice(None), np.array([1, 0])), (2, 3, 2), 0)),
+                 [U((2, 3))])],
+    "concatenate": [("axis0", lambda a, b: ga.concatenate([a, b]), [U((2, 3)), U((1, 3))]),
+                    ("axis1", lambda a, b: ga.concatenate([a, b], axis=1), [U((2, 1)), U((2, 2))]),
+                    ("stack", lambda a, b: ga.stack([a, b], axis=1), [U((3,)), U((3,))])],
+    "matmul": [("mat@vec", lambda A, x: A @ x, [U((3, 4)), U((4,))]),
+               ("vec@mat", lambda x, A: x @ A, [U((3,)), U((3, 2))]),
+               ("vec@vec", lambda x, y: x @ y, [U((3,)), U((3,))]),
+               ("mat@mat", lambda A, B: A @ B, [U((2, 3)), U((3, 2))]),
+               ("batch@mat", lambda A, B: A @ B, [U((2, 2, 3)), U((3, 2))]),
+               ("mat@batch", lambda A, B: A @ B, [U((2, 3)), U((2, 3, 1))]),
+               ("vec@batch", lambda x, B: x @ B, [U((3,)), U((2, 3, 2))]),
+               ("batch@vec", lambda B, x: B @ x, [U((2, 2, 3)), U((3,))])],
+    "einsum": [("ij,jk", lambda a, b: ga.einsum("ij,jk->ik", a, b), [U((2, 3)), U((3, 2))]),
+               ("trace", lambda a: ga.einsum("ii->", a), [U((3, 3))]),
+               ("diag", lambda a: ga.einsum("ii->i", a), [U((3, 3))]),
+               ("ellipsis", lambda a, b: ga.einsum("...i,i->...", a, b), [U((2, 3)), U((3,))]),
+               ("outer-sum", lambda a, b: ga.einsum("i,j->i", a, b), [U((2,)), U((3,))]),
+               ("three", lambda a, b, c: ga.einsum("i,ij,j->", a, b, c),
+                [U((2,)), U((2, 3)), U((3,))])],
+}
+
+CASE_LIST = [(name, label, f, specs) for name, cases in CASES.items()
+             for (label, f, specs) in cases]

@@ -1,0 +1,153 @@
+"""Forward mode (graphad/transforms.py: jvp; the JVP rules in graphad/_prims.pyx): every
+primitive's JVP against central finite differences, and the transpose identity
+<u, J v> == <J^T u, v> between its JVP and its VJP, on hypothesis-drawn shapes and values."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import graphad as ga
+from conftest import broadcast_shapes, seeds, shapes, values
+from prim_cases import CASE_LIST, draw, rng_for, value
+
+
+def jvp_vs_fd_and_transpose(f, args, rng, rtol=1e-6, atol=1e-8):
+    """For every argument: J v from jvp equals the central difference along v, and
+    <u, J v> (forward) equals <J^T u, v> (reverse)."""
+    args = [np.asarray(a, np.float64) for a in args]
+    out = np.asarray(value(f(*args)))
+    for i, x in enumerate(args):
+        v = rng.standard_normal(x.shape)
+        tans = [np.zeros_like(a) for a in args]
+        tans[i] = v
+        y, jv = ga.jvp(f, args, tans)
+        assert isinstance(jv, np.ndarray) and jv.shape == out.shape
+        np.testing.assert_allclose(y, out, rtol=1e-14, atol=0)
+
+        def along(xi, i=i):
+            a = list(args)
+            a[i] = xi
+            return f(*a)
+        fd = ga.finite_diff(along, x, v)
+        scale = max(1.0, float(np.max(np.abs(fd), initial=0.0)))
+        np.testing.assert_allclose(jv, fd, rtol=rtol, atol=atol * scale * 100,
+                                   err_msg=f"J v of argument {i} vs finite differences")
+        u = rng.standard_normal(out.shape)
+        _, pull = ga.vjp(f, *args)
+        jtu = pull(u)[i]
+        lhs, rhs = float(np.vdot(u, jv)), float(np.vdot(jtu, v))
+        assert abs(lhs - rhs) <= 1e-10 * (1 + abs(lhs)), \
+            f"argument {i}: <u, Jv> = {lhs} but <J^T u, v> = {rhs}"
+
+
+@pytest.mark.parametrize("name,label,f,specs", CASE_LIST,
+                         ids=[f"{c[0]}-{c[1]}" for c in CASE_LIST])
+def test_every_primitive_jvp_vs_fd_and_transpose(name, label, f, specs):
+    rng = rng_for("jvp" + name + label)
+    jvp_vs_fd_and_transpose(f, [draw(s, rng) for s in specs], rng)
+
+
+# name -> (function, value kind, lo, hi) for the drawn-shape tests
+UNARY = {
+    "exp": (ga.exp, "uniform", -2, 2), "log": (ga.log, "uniform", 0.3, 3),
+    "log1p": (ga.log1p, "uniform", -0.5, 2), "sin": (ga.sin, "uniform", -3, 3),
+    "cos": (ga.cos, "uniform", -3, 3), "tan": (ga.tan, "uniform", -1.2, 1.2),
+    "tanh": (ga.tanh, "uniform", -2, 2), "sinh": (ga.sinh, "uniform", -2, 2),
+    "cosh": (ga.cosh, "uniform", -2, 2), "sqrt": (ga.sqrt, "uniform", 0.3, 3),
+    "square": (ga.square, "uniform", -2, 2), "abs": (ga.abs, "away0", -2, 2),
+    "relu": (ga.relu, "away0", -2, 2), "sigmoid": (ga.sigmoid, "uniform", -4, 4),
+    "softplus": (ga.softplus, "uniform", -4, 4), "negative": (ga.negative, "uniform", -2, 2),
+}
+
+
+@given(name=st.sampled_from(sorted(UNARY)), shape=shapes(), seed=seeds)
+def test_unary_jvp_hypothesis(name, shape, seed):
+    fn, kind, lo, hi = UNARY[name]
+    rng = np.random.default_rng(seed)
+    jvp_vs_fd_and_transpose(fn, [values(rng, shape, lo=lo, hi=hi, kind=kind)], rng)
+
+
+BINARY = {
+    "add": (ga.add, "uniform", "uniform"), "subtract": (ga.subtract, "uniform", "uniform"),
+    "multiply": (ga.multiply, "uniform", "uniform"), "divide": (ga.divide, "uniform", "pos"),
+    "power": (ga.power, "pos", "uniform"), "maximum": (ga.maximum, "grid", "grid0"),
+    "minimum": (ga.minimum, "grid", "grid0"),
+}
+
+
+def _binary_values(rng, shape, kind):
+    if kind == "pos":
+        return values(rng, shape, lo=0.5, hi=2.0)
+    return values(rng, shape, kind=kind)
+
+
+@given(name=st.sampled_from(sorted(BINARY)), shapes2=broadcast_shapes(2), seed=seeds)
+def test_binary_broadcasting_jvp_hypothesis(name, shapes2, seed):
+    fn, ka, kb = BINARY[name]
+    rng = np.random.default_rng(seed)
+    a, b = _binary_values(rng, shapes2[0], ka), _binary_values(rng, shapes2[1], kb)
+    jvp_vs_fd_and_transpose(fn, [a, b], rng)
+
+
+@given(shape=shapes(min_dims=1), seed=seeds, keepdims=st.booleans(),
+       op=st.sampled_from(["sum", "mean", "logsumexp", "softmax", "log_softmax", "max"]),
+       data=st.data())
+def test_reduction_jvp_hypothesis(shape, seed, keepdims, op, data):
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    rng = np.random.default_rng(seed)
+    if op in ("softmax", "log_softmax"):
+        f = lambda x: getattr(ga, op)(x, axis=axis)
+    else:
+        f = lambda x: getattr(ga, op)(x, axis=axis, keepdims=keepdims)
+    x = values(rng, shape, kind="grid" if op == "max" else "uniform")
+    jvp_vs_fd_and_transpose(f, [x], rng)
+
+
+@given(batch=st.sampled_from([(), (2,), (1, 2)]), m=st.integers(1, 3), k=st.integers(1, 3),
+       n=st.integers(1, 3), vec_a=st.booleans(), vec_b=st.booleans(), seed=seeds)
+def test_matmul_jvp_hypothesis(batch, m, k, n, vec_a, vec_b, seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((k,) if vec_a else batch + (m, k))
+    b = rng.standard_normal((k,) if vec_b else batch + (k, n))
+    jvp_vs_fd_and_transpose(ga.matmul, [a, b], rng)
+
+
+# ---------------------------------------------------------------------------------------------
+# the jvp transform itself
+
+def test_jvp_is_one_forward_sweep(monkeypatch):
+    from graphad import _core
+    calls = []
+    orig = _core.forward_sweep
+    monkeypatch.setattr(_core, "forward_sweep", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    W = np.arange(6.0).reshape(2, 3) / 6
+    y, t = ga.jvp(lambda x, s: ga.tanh(W @ x) * s, (np.ones(3), 2.0), (np.ones(3), 1.0))
+    assert len(calls) == 1
+    h = np.tanh(W @ np.ones(3))
+    np.testing.assert_allclose(t, (1 - h ** 2) * (W @ np.ones(3)) * 2 + h, rtol=1e-14)
+
+
+def test_jvp_tuple_outputs_and_float32():
+    x = np.array([0.5, 1.5], np.float32)
+    (s, c), (ts, tc) = ga.jvp(lambda x: (ga.sin(x), ga.cos(x)), (x,), (np.ones(2, np.float32),))
+    assert ts.dtype == np.float32 and tc.dtype == np.float32
+    np.testing.assert_allclose(ts, np.cos(x), rtol=1e-6)
+    np.testing.assert_allclose(tc, -np.sin(x), rtol=1e-6)
+
+
+def test_jvp_shape_errors():
+    with pytest.raises(ValueError, match="tangent"):
+        ga.jvp(ga.sin, (np.ones(3),), (np.ones(2),))
+    with pytest.raises(ValueError, match="primals"):
+        ga.jvp(ga.sin, (np.ones(3),), ())
+
+
+def test_jvp_of_output_independent_of_input_is_zero():
+    y, t = ga.jvp(lambda x: np.ones(3) * 2.0, (np.ones(2),), (np.ones(2),))
+    assert not np.asarray(t).any()
+
+
+def test_check_grad_compares_both_modes_and_the_transpose():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((3, 4))
+    ga.check_grad(lambda X, v: ga.softmax(X @ v), A, rng.standard_normal(4))

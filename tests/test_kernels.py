@@ -1,0 +1,398 @@
+"""The C kernels and BLAS matmul (csrc/ga_kernels.c, graphad/_kernels.pyx) against NumPy: every
+elementwise op on the contiguous, scalar (stride-0) and fallback paths, float32 and float64; matmul
+on C/F-ordered, transposed, strided and broadcast-batched views; accumulate, sum_rows, axpy."""
+import pathlib
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from graphad import _kernels as K
+from conftest import broadcast_shapes, seeds, shapes
+
+HEADER = pathlib.Path(__file__).resolve().parents[1] / "csrc" / "ga_kernels.h"
+
+
+def _enum(name):
+    """Op codes as the C header numbers them (the enums are not exported to Python)."""
+    body = re.search(r"enum\s+" + name + r"\s*\{(.*?)\}", HEADER.read_text(), re.S).group(1)
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
+    return {n.strip(): i for i, n in enumerate(body.split(",")) if n.strip()}
+
+
+BIN = _enum("ga_binary_op")
+UN = _enum("ga_unary_op")
+
+
+def _mul0(a, b):
+    with np.errstate(all="ignore"):
+        return np.where(np.asarray(a) == 0, 0, np.multiply(a, b)).astype(np.result_type(a, b))
+
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(x.dtype)
+
+
+BIN_REF = {
+    "GA_ADD": np.add, "GA_SUB": np.subtract, "GA_MUL": np.multiply, "GA_DIV": np.true_divide,
+    "GA_POW": np.power, "GA_MAXIMUM": np.maximum, "GA_MINIMUM": np.minimum, "GA_MUL0": _mul0,
+}
+UN_REF = {
+    "GA_NEG": np.negative, "GA_EXP": np.exp, "GA_LOG": np.log, "GA_LOG1P": np.log1p,
+    "GA_SIN": np.sin, "GA_COS": np.cos, "GA_TAN": np.tan, "GA_TANH": np.tanh, "GA_SINH": np.sinh,
+    "GA_COSH": np.cosh, "GA_SQRT": np.sqrt, "GA_SQUARE": np.square, "GA_ABS": np.abs,
+    "GA_SIGN": np.sign, "GA_RELU": lambda x: np.maximum(x, 0).astype(x.dtype),
+    "GA_SIGMOID": _sigmoid, "GA_SOFTPLUS": lambda x: np.logaddexp(x, 0).astype(x.dtype),
+    "GA_RECIPROCAL": np.reciprocal, "GA_STEP": lambda x: (x > 0).astype(x.dtype),
+}
+# input ranges where each op is defined (and not overflowing)
+UN_RANGE = {"GA_LOG": (0.1, 5), "GA_LOG1P": (-0.9, 5), "GA_SQRT": (0.0, 5),
+            "GA_TAN": (-1.3, 1.3), "GA_RECIPROCAL": (0.2, 3)}
+
+
+def test_every_op_has_a_reference():
+    assert set(BIN) == set(BIN_REF) and set(UN) == set(UN_REF)
+
+
+def _tol(dtype):
+    return dict(rtol=1e-14, atol=1e-300) if dtype == np.float64 else dict(rtol=3e-6, atol=1e-30)
+
+
+def _bin_inputs(name, rng, sa, sb, dtype):
+    a = rng.uniform(-3, 3, sa)
+    b = rng.uniform(-3, 3, sb)
+    if name == "GA_POW":
+        a = np.abs(a) + 0.1
+    if name == "GA_DIV":
+        b = np.where(np.abs(b) < 0.2, 1.0, b)
+    if name == "GA_MUL0":
+        a = np.where(np.abs(a) < 1.0, 0.0, a)            # plenty of exact zeros
+    return np.asarray(a, dtype), np.asarray(b, dtype)
+
+
+def _check_binary(name, a, b, dtype):
+    got = K.binary(BIN[name], a, b)
+    want = np.asarray(BIN_REF[name](a, b))
+    assert isinstance(got, np.ndarray)
+    assert got.shape == want.shape, (np.shape(a), np.shape(b))
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, **_tol(dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# binary
+
+@pytest.mark.parametrize("name", sorted(BIN_REF))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(shape=shapes(max_dims=3, max_side=5), seed=seeds)
+def test_binary_same_shape(name, dtype, shape, seed):
+    a, b = _bin_inputs(name, np.random.default_rng(seed), shape, shape, dtype)
+    _check_binary(name, a, b, dtype)
+
+
+@pytest.mark.parametrize("name", sorted(BIN_REF))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_scalar_stride_zero_path(name, dtype):
+    rng = np.random.default_rng(0)
+    a, b = _bin_inputs(name, rng, (3, 5), (3, 5), dtype)
+    s = float(_bin_inputs(name, rng, (), (), np.float64)[1])
+    sa = abs(s) + 0.5
+    # Python scalars on either side
+    for x, y in ((a, s), (sa, b), (a, 2), (3, b)):
+        got = K.binary(BIN[name], x, y)
+        want = np.asarray(BIN_REF[name](x, y))
+        assert got.dtype == dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, **_tol(dtype))
+    # size-1 arrays on either side: (), (1,), (1, 1)
+    for one in ((), (1,), (1, 1)):
+        o = np.full(one, sa, dtype)
+        _check_binary(name, a, o, dtype)
+        _check_binary(name, o, b, dtype)
+    _check_binary(name, np.full((), sa, dtype), np.full((), 1.5, dtype), dtype)
+    _check_binary(name, np.full((1,), sa, dtype), np.full((1, 1), 1.5, dtype), dtype)
+    _check_binary(name, np.full((3,), sa, dtype), np.full((1, 1), 1.5, dtype), dtype)
+
+
+@pytest.mark.parametrize("name", sorted(BIN_REF))
+@given(pair=broadcast_shapes(2, max_side=5), seed=seeds)
+def test_binary_general_broadcasting(name, pair, seed):
+    for dtype in (np.float64, np.float32):
+        a, b = _bin_inputs(name, np.random.default_rng(seed), *pair, dtype)
+        _check_binary(name, a, b, dtype)
+
+
+@pytest.mark.parametrize("name", sorted(BIN_REF))
+def test_binary_fallbacks(name):
+    rng = np.random.default_rng(1)
+    a, b = _bin_inputs(name, rng, (4, 6), (4, 6), np.float64)
+    # non-contiguous views
+    _check_binary(name, a[:, ::2], b[:, 1::2], np.float64)
+    _check_binary(name, a.T, b.T, np.float64)
+    _check_binary(name, a[::-1], b, np.float64)
+    # mixed dtypes promote as NumPy does
+    got = K.binary(BIN[name], a.astype(np.float32), b)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, BIN_REF[name](a.astype(np.float32), b), rtol=1e-14)
+    # integer data
+    i = np.arange(1, 7).reshape(2, 3)
+    np.testing.assert_allclose(K.binary(BIN[name], i, i.astype(np.float64)),
+                               BIN_REF[name](i, i.astype(np.float64)))
+    # empty
+    e = np.zeros((0, 3))
+    assert K.binary(BIN[name], e, e).shape == (0, 3)
+    assert K.binary(BIN[name], e, np.ones(1)).shape == (0, 3)
+
+
+def test_binary_does_not_modify_its_inputs_and_returns_a_new_array():
+    a, b = np.arange(1.0, 7.0), np.arange(2.0, 8.0)
+    ka, kb = a.copy(), b.copy()
+    for code in BIN.values():
+        out = K.binary(code, a, b)
+        assert not np.shares_memory(out, a) and not np.shares_memory(out, b)
+    np.testing.assert_array_equal(a, ka)
+    np.testing.assert_array_equal(b, kb)
+
+
+def test_maximum_minimum_propagate_nan():
+    a = np.array([np.nan, 1.0, 2.0, np.nan])
+    b = np.array([1.0, np.nan, 1.0, np.nan])
+    for name, ref in (("GA_MAXIMUM", np.maximum), ("GA_MINIMUM", np.minimum)):
+        np.testing.assert_array_equal(K.binary(BIN[name], a, b), ref(a, b))
+        np.testing.assert_array_equal(K.binary(BIN[name], a, 1.5), ref(a, 1.5))
+        np.testing.assert_array_equal(K.binary(BIN[name], np.nan, b), ref(np.nan, b))
+
+
+def test_mul0_is_zero_where_the_first_factor_is_zero():
+    g = np.array([0.0, 0.0, 2.0, -0.0, 1.0])
+    d = np.array([np.inf, np.nan, 3.0, -np.inf, np.inf])
+    for dtype in (np.float64, np.float32):
+        out = K.binary(BIN["GA_MUL0"], g.astype(dtype), d.astype(dtype))
+        np.testing.assert_array_equal(out, [0.0, 0.0, 6.0, 0.0, np.inf])
+        out = K.binary(BIN["GA_MUL0"], np.zeros(3, dtype), np.inf)
+        np.testing.assert_array_equal(out, np.zeros(3))
+        out = K.binary(BIN["GA_MUL0"], np.zeros((), dtype), np.full(3, np.nan, dtype))
+        np.testing.assert_array_equal(out, np.zeros(3))
+
+
+def test_pow_special_values_match_numpy():
+    a = np.array([0.0, 0.0, -2.0, -2.0, 4.0, np.inf, 1.0])
+    b = np.array([0.0, -1.0, 3.0, 0.5, -0.5, -1.0, np.nan])
+    with np.errstate(all="ignore"):
+        want = np.power(a, b)
+    np.testing.assert_array_equal(K.binary(BIN["GA_POW"], a, b), want)
+
+
+# ---------------------------------------------------------------------------------------------
+# unary
+
+def _un_input(name, rng, shape, dtype):
+    lo, hi = UN_RANGE.get(name, (-4, 4))
+    return np.asarray(rng.uniform(lo, hi, shape), dtype)
+
+
+@pytest.mark.parametrize("name", sorted(UN_REF))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(shape=shapes(max_dims=3, max_side=6), seed=seeds)
+def test_unary(name, dtype, shape, seed):
+    x = _un_input(name, np.random.default_rng(seed), shape, dtype)
+    got = K.unary(UN[name], x)
+    want = UN_REF[name](x)
+    assert isinstance(got, np.ndarray) and got.shape == x.shape and got.dtype == dtype
+    np.testing.assert_allclose(got, want, **_tol(dtype))
+
+
+@pytest.mark.parametrize("name", sorted(UN_REF))
+def test_unary_views_integers_and_empty(name):
+    rng = np.random.default_rng(2)
+    x = _un_input(name, rng, (5, 8), np.float64)
+    for v in (x.T, x[:, ::3], x[::-1, 1:], np.asfortranarray(x)):
+        np.testing.assert_allclose(K.unary(UN[name], v), UN_REF[name](v), rtol=1e-14)
+    i = np.arange(1, 5)
+    got = K.unary(UN[name], i)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, UN_REF[name](i.astype(np.float64)), rtol=1e-14)
+    assert K.unary(UN[name], np.zeros((0, 2))).shape == (0, 2)
+    assert K.unary(UN[name], np.float64(1.5)).shape == ()
+    np.testing.assert_allclose(K.unary(UN[name], 1.5), UN_REF[name](np.array(1.5)), rtol=1e-14)
+
+
+def test_unary_special_values():
+    x = np.array([-np.inf, -800.0, -1.0, -0.0, 0.0, 1.0, 800.0, np.inf, np.nan])
+    for dtype in (np.float64, np.float32):
+        v = x.astype(dtype)
+        with np.errstate(all="ignore"):
+            for name in ("GA_NEG", "GA_ABS", "GA_SIGN", "GA_RELU", "GA_SQUARE", "GA_STEP"):
+                np.testing.assert_array_equal(K.unary(UN[name], v), UN_REF[name](v),
+                                              err_msg=f"{name} {dtype}")
+            for name in ("GA_EXP", "GA_TANH", "GA_SINH", "GA_COSH"):     # inf, nan as NumPy
+                np.testing.assert_allclose(K.unary(UN[name], v), UN_REF[name](v),
+                                           rtol=1e-6, err_msg=f"{name} {dtype}")
+            sig = K.unary(UN["GA_SIGMOID"], v)
+            np.testing.assert_allclose(sig[:-1], [0, 0, 1 / (1 + np.e), 0.5, 0.5,
+                                                  1 / (1 + np.exp(-1.0)), 1, 1], rtol=1e-6)
+            sp = K.unary(UN["GA_SOFTPLUS"], v)
+            np.testing.assert_allclose(sp[:-1], np.logaddexp(x[:-1], 0), rtol=1e-6)
+            assert np.isnan(sig[-1]) and np.isnan(sp[-1])
+
+
+def test_unary_does_not_modify_its_input():
+    x = np.linspace(0.1, 2.0, 7)
+    keep = x.copy()
+    for code in UN.values():
+        out = K.unary(code, x)
+        assert not np.shares_memory(out, x)
+    np.testing.assert_array_equal(x, keep)
+
+
+# ---------------------------------------------------------------------------------------------
+# matmul
+
+def _mm_check(a, b):
+    got = K.matmul(a, b)
+    want = np.matmul(a, b)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    tol = 1e-12 if want.dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * max(1.0, a.shape[-1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matmul_layouts(dtype):
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((7, 9)).astype(dtype)
+    B = rng.standard_normal((9, 5)).astype(dtype)
+    C = np.asfortranarray(A)
+    big = rng.standard_normal((20, 30)).astype(dtype)
+    views_a = [A, C, A.T.T, np.ascontiguousarray(A.T).T, big[:7, :9], big[2:16:2, 3:30:3],
+               big[:9, :7].T, big[::-2, :9][:7], A[:, ::-1], big[:7, :1], big[:1, :9]]
+    for a in views_a:
+        for b in (B[: a.shape[1]], np.asfortranarray(B)[: a.shape[1]], big[: a.shape[1], :5],
+                  big[:5, : a.shape[1]].T, big[:a.shape[1], 5:6]):
+            _mm_check(a, b)
+
+
+@st.composite
+def strided_view(draw, dtype):
+    """A random view of a random array: slices with steps (negative too), maybe transposed."""
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    srow, scol = draw(st.sampled_from([1, 2, -1, 3])), draw(st.sampled_from([1, 2, -1, -2]))
+    base = np.arange(1, rows * abs(srow) * cols * abs(scol) + 1, dtype=dtype) / 7.0
+    base = base.reshape(rows * abs(srow), cols * abs(scol))
+    if draw(st.booleans()):
+        base = np.asfortranarray(base)
+    v = base[::srow, ::scol]
+    return v.T if draw(st.booleans()) else v
+
+
+@given(a=strided_view(np.float64), b=strided_view(np.float64), data=st.data())
+def test_matmul_random_strided_views(a, b, data):
+    # make b's rows match a's columns by slicing or tiling
+    k = a.shape[1]
+    b = np.resize(b, (k, b.shape[1])) if b.shape[0] != k else b
+    _mm_check(a, b)
+    _mm_check(a.astype(np.float32), b.astype(np.float32))
+
+
+@pytest.mark.parametrize("sa,sb", [((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)),
+                                   ((2, 1, 3, 4), (5, 4, 2)), ((1, 3, 4), (6, 4, 2)),
+                                   ((4,), (2, 4, 3)), ((2, 3, 4), (4,)), ((4,), (4,)),
+                                   ((4,), (4, 3)), ((3, 4), (4,)), ((2, 0, 4), (4, 3)),
+                                   ((2, 3, 0), (0, 3)), ((0, 3, 4), (4, 2))])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matmul_batched_and_vectors(sa, sb, dtype):
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal(sa).astype(dtype), rng.standard_normal(sb).astype(dtype)
+    _mm_check(a, b)
+    if len(sa) >= 3:
+        _mm_check(np.swapaxes(np.swapaxes(a, -1, -2).copy(), -1, -2), b)   # F-ordered blocks
+        _mm_check(a[..., ::-1], b[::-1] if b.ndim == 1 else b[..., ::-1, :])
+
+
+@given(bshapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=1, max_dims=3,
+                                                 max_side=3),
+       mkn=st.tuples(*[st.integers(1, 4)] * 3), ta=st.booleans(), tb=st.booleans(),
+       seed=seeds)
+def test_matmul_broadcast_batches_with_transposed_blocks(bshapes, mkn, ta, tb, seed):
+    m, k, n = mkn
+    ba, bb = bshapes.input_shapes
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(ba + ((k, m) if ta else (m, k)))
+    b = rng.standard_normal(bb + ((n, k) if tb else (k, n)))
+    a = np.swapaxes(a, -1, -2) if ta else a
+    b = np.swapaxes(b, -1, -2) if tb else b
+    _mm_check(a, b)
+    _mm_check(np.broadcast_to(a, (2,) + a.shape), b)     # a stride-0 batch axis
+
+
+def test_matmul_mixed_and_integer_dtypes_fall_back_to_numpy():
+    a = np.arange(6.0).reshape(2, 3)
+    b = np.arange(6).reshape(3, 2)
+    _mm_check(a, b)
+    _mm_check(a.astype(np.float32), b.astype(np.float64))
+    _mm_check(b.T, b)
+
+
+def test_matmul_shape_errors():
+    with pytest.raises(ValueError):
+        K.matmul(np.ones((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ValueError):
+        K.matmul(np.ones((2, 2, 3)), np.ones((3, 3, 2)))
+
+
+def test_matmul_does_not_modify_or_alias_inputs():
+    a = np.arange(12.0).reshape(3, 4)
+    b = np.arange(8.0).reshape(4, 2)
+    ka, kb = a.copy(), b.copy()
+    c = K.matmul(a, b)
+    assert not np.shares_memory(c, a) and not np.shares_memory(c, b)
+    np.testing.assert_array_equal(a, ka)
+    np.testing.assert_array_equal(b, kb)
+
+
+# ---------------------------------------------------------------------------------------------
+# accumulate, sum_rows, axpy
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_accumulate(dtype):
+    acc = np.arange(6, dtype=dtype).reshape(2, 3)
+    x = np.ones((2, 3), dtype)
+    out = K.accumulate(acc, x)
+    assert out is acc
+    np.testing.assert_array_equal(acc, np.arange(6).reshape(2, 3) + 1)
+    # another shape: the sum, as a new array
+    out = K.accumulate(acc, np.ones(3, dtype))
+    np.testing.assert_array_equal(out, np.arange(6).reshape(2, 3) + 2)
+    assert out.dtype == dtype
+    # acc read-only or of a smaller shape: a new array, acc untouched
+    ro = np.zeros(3, dtype)
+    ro.flags.writeable = False
+    out = K.accumulate(ro, np.ones(3, dtype))
+    assert out is not ro and np.all(ro == 0) and np.all(out == 1)
+    small = np.zeros(3, dtype)
+    out = K.accumulate(small, np.ones((2, 3), dtype))
+    assert out.shape == (2, 3) and np.all(small == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (0, 4), (4, 0), (17, 9)])
+def test_sum_rows(dtype, shape):
+    x = np.random.default_rng(5).standard_normal(shape).astype(dtype)
+    got = K.sum_rows(x)
+    assert got.shape == (shape[1],) and got.dtype == dtype
+    np.testing.assert_allclose(got, x.sum(axis=0), **_tol(dtype) if dtype == np.float64
+                               else dict(rtol=1e-5, atol=1e-5))
+    np.testing.assert_allclose(K.sum_rows(np.asfortranarray(x)), x.sum(axis=0),
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_axpy(dtype):
+    x = np.arange(4, dtype=dtype)
+    y = np.ones(4, dtype)
+    out = K.axpy(-0.5, x, y)
+    assert out is y
+    np.testing.assert_array_equal(y, 1 - 0.5 * np.arange(4))
+    np.testing.assert_array_equal(x, np.arange(4))
