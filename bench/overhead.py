@@ -25,41 +25,30 @@ except ImportError:
 
 import graphad as ga
 
-# The chain cycles through four ops; derivative of each in terms of its input x and output y.
-CHAIN_OPS = ("mul", "sin", "add", "tanh")
-
-
-def chain_graphad(x0, n):
-    x = ga.tensor(x0, requires_grad=True)
-    y = x
+# The chain cycles through four ops: y * 1.0001, sin(y), y + 0.5, tanh(y).
+def _chain(y, n, sin, tanh):
     for i in range(n):
         k = i & 3
         if k == 0:
             y = y * 1.0001
         elif k == 1:
-            y = ga.sin(y)
+            y = sin(y)
         elif k == 2:
             y = y + 0.5
         else:
-            y = ga.tanh(y)
-    y.sum().backward() if y.ndim else y.backward()
+            y = tanh(y)
+    return y
+
+
+def chain_graphad(x0, n):
+    x = ga.tensor(x0, requires_grad=True)
+    ga.sum(_chain(x, n, ga.sin, ga.tanh)).backward()
     return x.grad
 
 
 def chain_torch(x0, n):
     x = torch.tensor(x0, requires_grad=True)
-    y = x
-    for i in range(n):
-        k = i & 3
-        if k == 0:
-            y = y * 1.0001
-        elif k == 1:
-            y = torch.sin(y)
-        elif k == 2:
-            y = y + 0.5
-        else:
-            y = torch.tanh(y)
-    y.sum().backward()
+    _chain(x, n, torch.sin, torch.tanh).sum().backward()
     return x.grad
 
 

@@ -12,10 +12,16 @@ create_graph=True they are the Tensors themselves, so the rules' own operations 
 can be differentiated again.  One rule serves both.
 """
 cimport cython
+import gc
+
 import numpy as np
 cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+
+cdef extern from "Python.h":
+    int PyObject_GC_IsTracked(object o)
+    void PyObject_GC_UnTrack(object o)
 from graphad cimport _kernels as K
 
 cnp.import_array()
@@ -32,9 +38,14 @@ cdef object _O = None            # the ops module (graphad._prims), installed at
 cdef object _tracer = None       # graphad.compile's recorder, while it traces a function
 
 
+cdef Prim _P_ADD = None, _P_SUB = None, _P_MUL = None, _P_DIV = None   # the arithmetic
+                                                                       # operators' primitives
+
+
 def install_ops(module):
-    global _O
+    global _O, _P_ADD, _P_SUB, _P_MUL, _P_DIV
     _O = module
+    _P_ADD, _P_SUB, _P_MUL, _P_DIV = module.P_ADD, module.P_SUB, module.P_MUL, module.P_DIV
 
 
 def set_tracer(tracer):
@@ -169,6 +180,14 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     if not (any_tensor or always_wrap):     # arrays in, array out (rules in a plain sweep)
         return res
     t = Tensor.__new__(Tensor)
+    if needs and _grad_enabled and PyObject_GC_IsTracked(args):
+        # the inputs tuple becomes the node's `parents`: when it holds only objects the cycle
+        # collector ignores (Tensors, arrays, numbers), it can never be part of a cycle
+        for a in args:
+            if PyObject_GC_IsTracked(a):
+                break
+        else:
+            PyObject_GC_UnTrack(args)
     # NumPy returns scalars, not 0-d arrays, from ufuncs on 0-d input; a Tensor holds an ndarray
     t.data = res if cnp.PyArray_CheckExact(res) else np.asarray(res)
     if needs and _grad_enabled:
@@ -370,14 +389,14 @@ cdef class Tensor:
                       create_graph=create_graph)
 
     # -- operators ----------------------------------------------------------------------------
-    def __add__(self, other): return _O.add(self, other)
-    def __radd__(self, other): return _O.add(other, self)
-    def __sub__(self, other): return _O.subtract(self, other)
-    def __rsub__(self, other): return _O.subtract(other, self)
-    def __mul__(self, other): return _O.multiply(self, other)
-    def __rmul__(self, other): return _O.multiply(other, self)
-    def __truediv__(self, other): return _O.divide(self, other)
-    def __rtruediv__(self, other): return _O.divide(other, self)
+    def __add__(self, other): return _apply(_P_ADD, (self, other), None, True)
+    def __radd__(self, other): return _apply(_P_ADD, (other, self), None, True)
+    def __sub__(self, other): return _apply(_P_SUB, (self, other), None, True)
+    def __rsub__(self, other): return _apply(_P_SUB, (other, self), None, True)
+    def __mul__(self, other): return _apply(_P_MUL, (self, other), None, True)
+    def __rmul__(self, other): return _apply(_P_MUL, (other, self), None, True)
+    def __truediv__(self, other): return _apply(_P_DIV, (self, other), None, True)
+    def __rtruediv__(self, other): return _apply(_P_DIV, (other, self), None, True)
     def __pow__(self, other, mod): return _O.power(self, other)
     def __rpow__(self, other, mod): return _O.power(other, self)
     def __matmul__(self, other): return _O.matmul(self, other)
@@ -607,6 +626,10 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
             (<Tensor>s)._src = stamp
     order = _topo_order(roots, stamp, sources is not None)
     leaves = []
+    # the sweep makes no reference cycles, so the cycle collector has nothing to find in the
+    # short-lived tuples it allocates; paused, it does not rescan the whole heap meanwhile
+    gc_was_on = gc.isenabled()
+    gc.disable()
     prev_sweep, prev_rec, prev_grad = _sweep, _recording, _grad_enabled
     _sweep = stamp
     _recording = create_graph
@@ -677,6 +700,8 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
                 p.grad = K.accumulate(p.grad, _unwrap(g))
         return None
     finally:
+        if gc_was_on:
+            gc.enable()
         _sweep, _recording, _grad_enabled = prev_sweep, prev_rec, prev_grad
         for t in order:
             if t is not None:
