@@ -6,7 +6,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 MODULES = ["_kernels", "_core", "_prims", "_ops", "_compile"]
-CFLAGS = ["-O3", "-fno-math-errno", "-Wno-unreachable-code"]
+CFLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-Wno-unreachable-code"]
 
 extensions = [
     Extension(

@@ -19,6 +19,11 @@ cross at n = m) into --out.
 
     python bench/fwd_vs_rev.py [--quick] [--out bench/out]
     python -m graphad bench            (calls run())
+
+GEMM-bound points measure the BLAS as much as graphad: graphad multiplies with the OpenBLAS that
+SciPy ships, XLA with its own kernels.  The BLAS in use (and its kernel family) is recorded in the
+output; where OpenBLAS picks a narrower kernel than the CPU has (an AVX-512 machine run with
+Haswell kernels), OPENBLAS_CORETYPE=SkylakeX set before Python starts selects the wider one.
 """
 import argparse
 import json
@@ -83,9 +88,11 @@ def graphad_cases(W1, W2, x):
         _, pull = ga.vjp(f, x)
         return np.stack([pull(eye_m[j])[0] for j in range(m)])
 
+    # the transforms are built once, as jax.jit(jax.jacfwd(f)) is (building one is cheap too)
+    jf, jr = ga.jacfwd(f), ga.jacrev(f)
     return {"eval": lambda: f(x),
-            "jacfwd": lambda: ga.jacfwd(f)(x),
-            "jacrev": lambda: ga.jacrev(f)(x),
+            "jacfwd": lambda: jf(x),
+            "jacrev": lambda: jr(x),
             "jvp_loop": jvp_loop,
             "vjp_loop": vjp_loop}
 
@@ -183,9 +190,10 @@ def bench_second_order(budget, frameworks):
     g, Hv = ga.hvp(f, (x,), (v,))
     assert np.allclose(Hv, H_true @ v, rtol=1e-10, atol=1e-12), "graphad hvp is wrong"
     assert np.allclose(g, g_true, rtol=1e-10, atol=1e-12)
-    res = {"grad": _time(lambda: ga.grad(f)(x), budget),
+    grad_f, hess_f = ga.grad(f), ga.hessian(f)
+    res = {"grad": _time(lambda: grad_f(x), budget),
            "hvp": _time(lambda: ga.hvp(f, (x,), (v,)), budget),
-           "hessian": _time(lambda: ga.hessian(f)(x), budget)}
+           "hessian": _time(lambda: hess_f(x), budget)}
     if "jax" in frameworks:
         import jax
         import jax.numpy as jnp
@@ -331,7 +339,7 @@ def plot(rows, path):
     axes[2].set_yticks(range(len(sizes)), sizes)
     axes[2].set_xlabel("n (inputs)")
     axes[2].set_ylabel("m (outputs)")
-    axes[2].set_title("log2(jacfwd time / jacrev time): blue = forward cheaper")
+    axes[2].set_title("log2(jacfwd / jacrev time)\nblue: forward cheaper, red: reverse")
     for i in range(len(sizes)):
         for j in range(len(sizes)):
             axes[2].text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=8)
@@ -381,9 +389,14 @@ def run(quick=False, out="bench/out"):
     finally:
         if affinity:
             os.sched_setaffinity(0, affinity)
+    from threadpoolctl import threadpool_info
+    blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')} kernels)"
+            for i in threadpool_info() if i.get("user_api") == "blas"]
     result = {"grid": rows, "second_order": second, "targets": targets(rows, second),
               "frameworks": frameworks, "quick": quick, "hidden": HIDDEN,
-              "numpy": np.__version__, "seconds": time.perf_counter() - t0}
+              "numpy": np.__version__, "blas": blas,
+              "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+              "seconds": time.perf_counter() - t0}
     for name in frameworks:
         result[name] = __import__(name).__version__
     os.makedirs(out, exist_ok=True)
@@ -391,7 +404,10 @@ def run(quick=False, out="bench/out"):
     md += "\n\n### Targets\n\n" + "\n".join(
         f"- {k}: " + ", ".join(f"{a}={_r(b, 3) if isinstance(b, float) else b}"
                                for a, b in v.items()) for k, v in result["targets"].items())
-    md += f"\n\nPlot: {os.path.join(out, 'fwd_vs_rev.png')}\n"
+    md += (f"\n\nBLAS: {'; '.join(blas)}"
+           f"{', OPENBLAS_CORETYPE=' + result['OPENBLAS_CORETYPE'] if result['OPENBLAS_CORETYPE'] else ''}"
+           f"; frameworks: {', '.join(f'{k} {result[k]}' for k in frameworks) or 'none'}."
+           f"\n\nPlot: {os.path.join(out, 'fwd_vs_rev.png')}\n")
     with open(os.path.join(out, "fwd_vs_rev.md"), "w") as fh:
         fh.write(md)
     with open(os.path.join(out, "fwd_vs_rev.json"), "w") as fh:

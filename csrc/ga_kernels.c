@@ -2,10 +2,30 @@
 #include "ga_kernels.h"
 #include <math.h>
 
+/* One loop per stride pattern, so that each has constant strides and vectorizes. */
 #define BINARY_LOOP(EXPR)                                              \
-    for (ptrdiff_t i = 0; i < n; ++i) {                               \
-        T x = a[i * sa], y = b[i * sb];                               \
-        out[i] = (EXPR);                                              \
+    if (sa == 1 && sb == 1) {                                          \
+        for (ptrdiff_t i = 0; i < n; ++i) {                           \
+            T x = a[i], y = b[i];                                      \
+            out[i] = (EXPR);                                          \
+        }                                                              \
+    } else if (sa == 1) {                                              \
+        const T y = b[0];                                              \
+        for (ptrdiff_t i = 0; i < n; ++i) {                           \
+            T x = a[i];                                                \
+            out[i] = (EXPR);                                          \
+        }                                                              \
+    } else if (sb == 1) {                                              \
+        const T x = a[0];                                              \
+        for (ptrdiff_t i = 0; i < n; ++i) {                           \
+            T y = b[i];                                                \
+            out[i] = (EXPR);                                          \
+        }                                                              \
+    } else {                                                           \
+        for (ptrdiff_t i = 0; i < n; ++i) {                           \
+            T x = a[i * sa], y = b[i * sb];                           \
+            out[i] = (EXPR);                                          \
+        }                                                              \
     }
 
 #define DEFINE_BINARY(NAME, T, POW)                                    \

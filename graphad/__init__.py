@@ -16,6 +16,8 @@ from graphad.transforms import (grad, hessian, hvp, jacfwd, jacobian, jacrev, jv
 from graphad import dual  # noqa: E402  (ga.dual.sin, ... : the dual-number math functions)
 from graphad.dual import Dual
 from graphad.custom import custom_jvp, custom_vjp
+from graphad.compile import compile  # noqa: A001  (ga.compile shadows the builtin on purpose)
+from graphad import nn, optim  # noqa: E402
 
 _core.install_ops(_ops)
 
@@ -25,4 +27,4 @@ __version__ = "0.1.0"
 def zero_grad(params):
     """Clear .grad of every tensor in params."""
     for p in params:
-        p.grad = None
+        p.zero_grad()

@@ -13,9 +13,12 @@ The recorded nodes are the program: they stay alive between calls, and a replay 
 node's new value into the same Tensor (`out.data = fwd(params, *inputs)`), so the VJP and JVP
 rules, which read a node's inputs and output through the node, run unchanged during the replayed
 sweeps.  The inputs of the traced call are bound by identity: an input array that a primitive
-received directly becomes a proxy Tensor whose value is replaced on every call, a leaf made
-over an input array (a transform's source) is rebound, and an input array inside a primitive's
-parameters (integer indices) is substituted.  No Tensor is created and no public function, shape
+received directly (or a constant Tensor passed as an argument) becomes a proxy Tensor whose
+value is replaced on every call, a leaf made over an input array (a transform's source) is
+rebound, and an input array inside a primitive's parameters (integer indices) is substituted.
+The sweeps are replayed by the engine's own reverse_sweep / forward_sweep on the kept graph
+(with retain_graph), so `.grad` accumulation, un-broadcasting and the sources' results follow
+exactly the eager rules.  No Tensor is created and no public function, shape
 check or broadcasting decision runs again: what remains per primitive is its forward kernel and,
 in the sweeps, its rules.  After a call every node's value is released, so that the buffers
 return to the kernels' cache (_kernels.new_array) and the next call reuses them.
@@ -132,7 +135,10 @@ cdef class Program:
     cdef public Py_ssize_t n_fwd, n_sweeps, n_effects
     cdef list results           # the sweeps' results of the call running now
 
-    def __init__(self, Tracer tracer, list inputs):
+    def __init__(self, Tracer tracer, list inputs, dict tensor_inputs=None):
+        """inputs: the traced call's arrays (None where an argument is not one); tensor_inputs:
+        id -> input index of the constant Tensors passed as arguments (they are replaced by
+        proxies, so that the caller's Tensor is never rebound)."""
         cdef dict index = {}
         cdef dict proxies = {}
         cdef dict produced = {}
@@ -144,7 +150,14 @@ cdef class Program:
         for i, x in enumerate(inputs):
             if x is not None:
                 index[id(x)] = i
+        tensor_inputs = tensor_inputs or {}
         seen_leaf = set()
+
+        def proxy(Py_ssize_t i, value):
+            if i not in proxies:
+                proxies[i] = wrap(value)
+                self.rebind.append((proxies[i], i))
+            return proxies[i]
 
         def bind_tensor(Tensor a):
             # a leaf over an input array (a transform's source, a constant wrapper) is rebound
@@ -158,16 +171,19 @@ cdef class Program:
             cdef list items = None
             for k in range(len(args)):
                 a = args[k]
-                if type(a) is Tensor:
+                if type(a) is Tensor and id(a) in tensor_inputs:
+                    i = tensor_inputs[id(a)]
+                    a = proxy(i, (<Tensor>a).data)
+                elif type(a) is Tensor:
                     bind_tensor(a)
+                    continue
                 elif cnp.PyArray_Check(a) and id(a) in index:
-                    i = index[id(a)]
-                    if i not in proxies:
-                        proxies[i] = wrap(a)
-                        self.rebind.append((proxies[i], i))
-                    if items is None:
-                        items = list(args)
-                    items[k] = proxies[i]
+                    a = proxy(index[id(a)], a)
+                else:
+                    continue
+                if items is None:
+                    items = list(args)
+                items[k] = a
             return args if items is None else tuple(items)
 
         for ins in tracer.code:
@@ -252,8 +268,11 @@ cdef class Program:
         return self.nodes
 
     def release(self):
-        """Drop every node's value and residuals (they are recomputed by the next call)."""
+        """Drop every node's value and residuals (they are recomputed by the next call), and
+        the references to this call's inputs."""
         cdef Tensor t
+        for t, _ in self.rebind:
+            t.data = None
         for t in self.nodes:
             t.data = None
             t.saved = None

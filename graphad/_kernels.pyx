@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 cimport numpy as cnp
-from scipy.linalg.cython_blas cimport dgemm, sgemm
+from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 cnp.import_array()
 
@@ -74,7 +74,7 @@ cdef class _Block:
         global _pooled
         if self.ptr == NULL:
             return
-        if _pooled + self.nbytes <= _POOL_CAP:
+        if _free_blocks is not None and _pooled + self.nbytes <= _POOL_CAP:
             lst = _free_blocks.get(self.nbytes)
             if lst is None:
                 lst = _free_blocks[self.nbytes] = []
@@ -164,6 +164,47 @@ cdef object _binary_numpy(int op, object a, object b):
         return _NP_BINARY[op](a, b)
 
 
+cdef bint _is_suffix(cnp.ndarray small, cnp.ndarray big):
+    """Whether small's shape, leading 1s dropped, is a proper trailing part of big's shape."""
+    cdef int i, ns = cnp.PyArray_NDIM(small), nb = cnp.PyArray_NDIM(big), lead = 0
+    while lead < ns and small.shape[lead] == 1:
+        lead += 1
+    if ns - lead >= nb or ns > nb:
+        return False
+    for i in range(lead, ns):
+        if small.shape[i] != big.shape[nb - ns + i]:
+            return False
+    return cnp.PyArray_SIZE(small) > 0
+
+
+cdef object _binary_rows(int op, cnp.ndarray big, cnp.ndarray small, int typ, bint small_first):
+    """big (op) small (or small (op) big) where small repeats along big's leading axes: the
+    kernel once per row of big, both operands with unit stride (contiguous buffers)."""
+    cdef cnp.ndarray out = new_array(cnp.PyArray_NDIM(big), cnp.PyArray_DIMS(big), typ)
+    cdef Py_ssize_t cols = cnp.PyArray_SIZE(small)
+    cdef Py_ssize_t rows = cnp.PyArray_SIZE(big) // cols if cols else 0
+    cdef Py_ssize_t i
+    cdef double *bd = <double*>cnp.PyArray_DATA(big)
+    cdef double *sd = <double*>cnp.PyArray_DATA(small)
+    cdef double *od = <double*>cnp.PyArray_DATA(out)
+    cdef float *bf = <float*>cnp.PyArray_DATA(big)
+    cdef float *sf = <float*>cnp.PyArray_DATA(small)
+    cdef float *of = <float*>cnp.PyArray_DATA(out)
+    with nogil:
+        for i in range(rows):
+            if typ == cnp.NPY_DOUBLE:
+                if small_first:
+                    ga_binary_d(op, cols, sd, 1, bd + i * cols, 1, od + i * cols)
+                else:
+                    ga_binary_d(op, cols, bd + i * cols, 1, sd, 1, od + i * cols)
+            else:
+                if small_first:
+                    ga_binary_f(op, cols, sf, 1, bf + i * cols, 1, of + i * cols)
+                else:
+                    ga_binary_f(op, cols, bf + i * cols, 1, sf, 1, of + i * cols)
+    return out
+
+
 cpdef object binary(int op, object a, object b):
     """Elementwise a (op) b with NumPy broadcasting and type promotion."""
     cdef cnp.ndarray x, y, out
@@ -190,7 +231,9 @@ cpdef object binary(int op, object a, object b):
         return _binary_numpy(op, a, b)
     if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_IS_C_CONTIGUOUS(y)):
         return _binary_numpy(op, a, b)
-    # Same shape, or one side a scalar broadcast against the other; anything else to NumPy.
+    # Same shape, or one side a scalar broadcast against the other, or one side repeated along
+    # leading axes (a row against a matrix, a block of tangents against a value); anything
+    # else to NumPy.
     if sa and sb:
         if cnp.PyArray_SAMESHAPE(x, y):
             pass
@@ -198,6 +241,10 @@ cpdef object binary(int op, object a, object b):
             sb = 0
         elif cnp.PyArray_SIZE(x) == 1 and cnp.PyArray_NDIM(x) <= cnp.PyArray_NDIM(y):
             sa = 0
+        elif _is_suffix(y, x):
+            return _binary_rows(op, x, y, typ, False)
+        elif _is_suffix(x, y):
+            return _binary_rows(op, y, x, typ, True)
         else:
             return _binary_numpy(op, a, b)
     if sa:
@@ -337,11 +384,41 @@ cdef inline bint _blas_layout(cnp.ndarray a, Py_ssize_t item, char *trans, int *
     return False
 
 
+cdef void _gemv(int typ, char trans, int rows, int cols, char *pm, int ld, char *px, int incx,
+                char *py) noexcept nogil:
+    """y = op(M) x for the column-major rows x cols matrix M (ld), into contiguous y."""
+    cdef double one = 1.0, zero = 0.0
+    cdef float onef = 1.0, zerof = 0.0
+    cdef int incy = 1
+    if typ == cnp.NPY_DOUBLE:
+        dgemv(&trans, &rows, &cols, &one, <double*>pm, &ld, <double*>px, &incx, &zero,
+              <double*>py, &incy)
+    else:
+        sgemv(&trans, &rows, &cols, &onef, <float*>pm, &ld, <float*>px, &incx, &zerof,
+              <float*>py, &incy)
+
+
 cdef void _gemm2d(int typ, char ta, int lda, char *pa, char tb, int ldb, char *pb,
                   int m, int n, int k, char *pc) noexcept nogil:
     cdef double one = 1.0, zero = 0.0
     cdef float onef = 1.0, zerof = 0.0
     cdef int ldc = n if n > 0 else 1
+    # A matrix times a vector goes to GEMV (GEMM with one column is several times slower).
+    # To BLAS, A's buffer is the column-major A^T (flag 'N') or A (flag 'T'); likewise B.
+    if n == 1:
+        # c = A b with b the (k, 1) column: its stride is ldb when B is row-major, else 1
+        if ta == b'N':
+            _gemv(typ, b'T', k, m, pa, lda, pb, ldb if tb == b'N' else 1, pc)
+        else:
+            _gemv(typ, b'N', m, k, pa, lda, pb, ldb if tb == b'N' else 1, pc)
+        return
+    if m == 1:
+        # c^T = B^T a^T with a the (1, k) row: its stride is 1 when A is row-major, else lda
+        if tb == b'N':
+            _gemv(typ, b'N', n, k, pb, ldb, pa, 1 if ta == b'N' else lda, pc)
+        else:
+            _gemv(typ, b'T', k, n, pb, ldb, pa, 1 if ta == b'N' else lda, pc)
+        return
     if typ == cnp.NPY_DOUBLE:
         dgemm(&tb, &ta, &n, &m, &k, &one, <double*>pb, &ldb, <double*>pa, &lda,
               &zero, <double*>pc, &ldc)
@@ -350,8 +427,30 @@ cdef void _gemm2d(int typ, char ta, int lda, char *pa, char tb, int ldb, char *p
               &zerof, <float*>pc, &ldc)
 
 
-cdef object _gemm(object A, object B):
+# A few long rows times a wide matrix (a small block of cotangents times a weight matrix): some
+# OpenBLAS kernel families (Haswell, Zen) run up to twice as fast with the short side as BLAS's
+# M, others (SkylakeX) slower.  The first such product times both layouts once and keeps the
+# faster: -1 not yet measured, 0 as is, 1 computed as C^T = B^T A^T and transposed.
+cdef int _thin_flip = -1
+
+
+cdef int _measure_thin_flip(object a, object b):
+    import time
+    cdef double t_as_is = 1e300, t_flip = 1e300
+    for _ in range(3):
+        t0 = time.perf_counter()
+        _gemm(a, b, False)
+        t1 = time.perf_counter()
+        np.ascontiguousarray(_gemm(b.T, a.T, False).T)
+        t2 = time.perf_counter()
+        t_as_is = min(t_as_is, t1 - t0)
+        t_flip = min(t_flip, t2 - t1)
+    return 1 if t_flip < 0.8 * t_as_is else 0
+
+
+cdef object _gemm(object A, object B, bint may_flip=True):
     """C = A @ B for 2-D float arrays of one dtype; transposed views go to BLAS uncopied."""
+    global _thin_flip
     cdef cnp.ndarray a = <cnp.ndarray>A, b = <cnp.ndarray>B, c
     cdef char ta, tb
     cdef int lda, ldb, m, n, k
@@ -371,6 +470,11 @@ cdef object _gemm(object A, object B):
     dims[1] = n
     if k == 0 or m == 0 or n == 0:
         return cnp.PyArray_ZEROS(2, dims, typ, 0)
+    if may_flip and 1 < m <= 64 and 4 * m <= n and k * n >= 8192:
+        if _thin_flip < 0:
+            _thin_flip = _measure_thin_flip(a, b)
+        if _thin_flip == 1:
+            return np.ascontiguousarray(_gemm(b.T, a.T, False).T)
     c = new_array(2, dims, typ)
     with nogil:
         _gemm2d(typ, ta, lda, <char*>cnp.PyArray_DATA(a), tb, ldb, <char*>cnp.PyArray_DATA(b),

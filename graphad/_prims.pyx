@@ -27,6 +27,8 @@ at x = 0 is 0, not NaN).
 
 Each rule's comment states the derivative in the course's notation, df = f'(x)[dx].
 """
+import weakref
+
 import numpy as np
 cimport numpy as cnp
 from graphad cimport _kernels as K
@@ -620,6 +622,29 @@ def _lift(t, Py_ssize_t nlead, tuple xshape, Py_ssize_t out_nbatch, bint vec_row
     return reshape_(t, tuple(tshape[:nlead]) + (1,) * pad + core)
 
 def matmul_vjp(n, g):
+    a, b = arg(n, 0), arg(n, 1)
+    cdef Py_ssize_t na = np.ndim(raw(a)), nb = np.ndim(raw(b))
+    if na <= 2 and nb <= 2:
+        # vectors and matrices: the cotangent's batch axes ride on NumPy's broadcasting;
+        # gA = g B^T (an outer product when B is a vector), gB = A^T g (g A when B is a vector)
+        gshape = _shape(g)
+        ga = gb = None
+        if need(n, 0):
+            if nb == 2:
+                ga = _block_times(g, _swap(b))
+            else:
+                ga = gmul_(reshape_(g, gshape + (1,)), b)
+        if need(n, 1):
+            if na == 2 and nb == 2:
+                gb = matmul_(_swap(a), g)
+            elif na == 2:
+                gb = _block_times(g, a)
+            elif nb == 2:
+                gb = gmul_(reshape_(g, gshape[:len(gshape) - 1] + (1,) + gshape[-1:]),
+                           reshape_(a, _shape(a) + (1,)))
+            else:
+                gb = gmul_(reshape_(g, gshape + (1,)), a)
+        return (ga, gb)
     a, b, a_vec, b_vec = _promote(n)
     g1 = g
     if a_vec and b_vec:
@@ -639,7 +664,81 @@ def matmul_vjp(n, g):
             gb = reshape_(gb, _shape(gb)[:-1])
     return (ga, gb)
 
+# A block of tangents that is rows start..start+k of the identity (the seed of jacfwd) is
+# registered in _UNIT (weakly), so that a matmul applying a matrix to it copies the matching rows
+# instead of multiplying by the identity: one GEMM saved per Jacobian.
+# Blocks are read-only and the last few are kept, so repeated Jacobians of one shape reuse them.
+_UNIT = {}
+_UNIT_CACHE = {}
+
+def _forget_unit(key):
+    _UNIT.pop(key, None)
+
+def unit_block(shape, Py_ssize_t start, Py_ssize_t k, dtype):
+    """Rows start..start+k of the identity on a space of the given shape: a read-only array of
+    shape (k,) + shape whose j-th entry is the (start + j)-th basis element."""
+    shape = tuple(shape)
+    dtype = np.dtype(dtype)
+    ckey = (shape, start, k, dtype)
+    block = _UNIT_CACHE.get(ckey)
+    if block is not None:
+        return block
+    size = 1
+    for d in shape:
+        size *= d
+    flat = np.zeros((k, size), dtype)
+    flat[np.arange(k), start + np.arange(k)] = 1
+    block = flat.reshape((k,) + shape)
+    block.flags.writeable = False
+    key = id(block)
+    _UNIT[key] = (weakref.ref(block, lambda r, key=key: _forget_unit(key)), start)
+    if len(_UNIT_CACHE) >= 8 or block.nbytes > (16 << 20):
+        _UNIT_CACHE.clear()
+    if block.nbytes <= (16 << 20):
+        _UNIT_CACHE[ckey] = block
+    return block
+
+cdef object _unit_start(t):
+    """start when t is a registered unit block, else None."""
+    e = _UNIT.get(id(t))
+    if e is not None and e[0]() is t:
+        return e[1]
+    return None
+
+cdef object _rows(x, Py_ssize_t start, Py_ssize_t k):
+    """x[start:start + k] (a contiguous copy of an array; a recorded slice of a Tensor)."""
+    if type(x) is Tensor:
+        return getitem_(x, (slice(start, start + k),))
+    return np.ascontiguousarray(x[start:start + k])
+
+cdef object _block_times(g, x):
+    """g @ x for a block g (lead + (k,)) and a matrix or vector x; rows of x when g is a unit
+    block (the seed of jacrev / jacfwd), else one GEMM."""
+    start = _unit_start(g) if type(g) is not Tensor else None
+    if start is not None and np.ndim(g) == 2:
+        return _rows(x, start, np.shape(g)[0])
+    return matmul_(g, x)
+
+cdef object _times_vector_tangent(x, tv, bint x_first):
+    """The product of a matrix-or-vector operand x with the tangent block tv of a VECTOR operand
+    (lead + (k,)): x @ tv as x @ v for each v (x_first), or tv @ x.  One GEMM: for x a matrix,
+    x @ v over a block is the block times x^T.  A unit block selects rows instead."""
+    if x_first and np.ndim(raw(x)) == 2:
+        return _block_times(tv, _swap(x))
+    return _block_times(tv, x)
+
 def matmul_jvp(n, t):
+    a, b = arg(n, 0), arg(n, 1)
+    cdef Py_ssize_t na = np.ndim(raw(a)), nb = np.ndim(raw(b))
+    if na <= 2 and nb <= 2:
+        # vectors and matrices: NumPy's matmul broadcasting carries the tangents' batch axes,
+        # d(ab) = da b + a db, each term one GEMM on the block
+        r = None
+        if t[0] is not None:
+            r = _times_vector_tangent(b, t[0], False) if na == 1 else matmul_(t[0], b)
+        if t[1] is not None:
+            r = _tsum(r, _times_vector_tangent(a, t[1], True) if nb == 1 else matmul_(a, t[1]))
+        return r
     a, b, a_vec, b_vec = _promote(n)
     out_nbatch = max(np.ndim(raw(a)), np.ndim(raw(b))) - 2
     r = None

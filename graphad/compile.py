@@ -24,11 +24,18 @@ Parameters are read from their Tensors at every call, so the updates of one step
 the next.  Results are the same numbers as eager execution.  A new signature traces again.
 
 What a trace cannot see, it freezes (as torch.jit.trace does): Python control flow on values,
-NumPy computations on the inputs outside graphad functions, `float(t)` / `t.item()`, and direct
-writes such as `p.data -= ...` (use ga.optim, or wrap the update in `effect`).  Pass the inputs
-straight to graphad functions.  Outputs are fresh on every call: Tensors come back detached
-(values, not graphs), arrays are new arrays.  Functions whose trace cannot be replayed
-(higher-order sweeps with create_graph, nodes made by custom rules) run eagerly, with a warning.
+NumPy computations on the inputs outside graphad functions (`x ** 2` on an ndarray input is
+NumPy's; `ga.power(x, 2)` is graphad's), comparisons such as `t > 0` (their results are
+constants), `float(t)` / `t.item()`, a module's train/eval mode, and direct writes such as
+`p.data -= ...` (use ga.optim, or wrap the update in `effect`).  Pass the inputs straight to
+graphad functions, and compile training and evaluation as separate functions.
+
+Outputs are fresh on every call: Tensors come back detached (values, not graphs), arrays are
+new arrays (or views of them, when f reshaped a result); a parameter's `.grad` is returned as
+the sweep left it.  Functions whose trace cannot be replayed (higher-order sweeps with
+create_graph, nodes made by custom rules, an output computed by NumPy from traced values) run
+eagerly, with a warning.  Memory: between calls the program keeps its graph's structure but
+none of its values; the kernels' buffer cache hands the same blocks to the next call.
 """
 import functools
 import time
@@ -54,9 +61,14 @@ def effect(fn, *args):
     """Run fn(*args) now and, inside a trace, record it so that every replay runs it again at
     the same point of the program.  For state changes outside the graph: an optimizer's update,
     a learning-rate schedule, zeroing gradients (graphad's own do this already)."""
-    result = fn(*args)
-    if _tracers:
-        _tracers[-1].effect(fn, args)
+    if not _tracers:
+        return fn(*args)
+    prev = _core.set_tracer(None)        # what fn computes is its own business, not the graph's
+    try:
+        result = fn(*args)
+    finally:
+        _core.set_tracer(prev)
+    _tracers[-1].effect(fn, args)
     return result
 
 
@@ -68,9 +80,11 @@ def _signature(args, kwargs):
     are read in place: parameters), values of everything else (static)."""
     key = []
     arrays = []
+    tensors = {}                       # id of a constant Tensor argument -> its input index
+    first = {}                         # an array passed twice must be passed twice again
     for a in list(args) + [kwargs[k] for k in sorted(kwargs)]:
         if isinstance(a, np.ndarray):
-            key.append(("a", a.shape, a.dtype.str))
+            key.append(("a", a.shape, a.dtype.str, first.setdefault(id(a), len(arrays))))
             arrays.append(a)
         elif isinstance(a, Tensor):
             if a.requires_grad:
@@ -78,6 +92,7 @@ def _signature(args, kwargs):
                 arrays.append(None)
             else:
                 key.append(("c", a.shape, a.dtype.str))
+                tensors[id(a)] = len(arrays)
                 arrays.append(a.data)
         else:
             try:
@@ -86,7 +101,7 @@ def _signature(args, kwargs):
             except TypeError:
                 key.append(("o", id(a)))
             arrays.append(None)
-    return tuple(key) + tuple(sorted(kwargs)), arrays
+    return tuple(key) + tuple(sorted(kwargs)), arrays, tensors
 
 
 def _flatten(tree, leaves):
@@ -123,30 +138,59 @@ class _Output:
             return self.a.data
         if k == "sweep":
             return results[self.a][self.b]
+        if k == "grad":                  # a parameter's .grad, as the replayed sweep left it
+            return self.a.grad
         if k == "input":
             return inputs[self.a]
-        if k == "copy":                  # a constant array (zeros for an unreached gradient...)
-            return np.array(self.a, copy=True)
+        if k == "input_tensor":
+            return _core.as_tensor(inputs[self.a])
+        if k == "view":                  # a reshaped/transposed view of a node's or sweep's array
+            base = self.a.get(program, results, inputs)
+            shape, dtype, offset, strides = self.b
+            return np.ndarray(shape, dtype, buffer=base, offset=offset, strides=strides)
         return self.a                    # a constant: None, an int, a parameter Tensor, ...
 
 
-def _output_map(leaves, tracer, program, inputs):
+class Untraceable(Exception):
+    """An output the program cannot recompute (made by NumPy from traced values)."""
+
+
+def _address(a):
+    return a.__array_interface__["data"][0]
+
+
+def _output_map(leaves, tracer, program, inputs, tensors):
+    """How to fetch each output leaf after a replay: a node's value, a sweep's result, an
+    input, a view of one of those (f reshaped or transposed a result), or a constant."""
     by_data = {}
     node_ids = set()
+    buffers = []                        # (start, end, array, _Output): where a view may point
     for t in program.values():
         node_ids.add(id(t))
-        if t.data is not None:
+        if isinstance(t.data, np.ndarray):
             by_data[id(t.data)] = t
+            buffers.append((t.data, _Output("data", t)))
     by_result = {}
     for k, res in enumerate(tracer.sweep_results):
         for j, r in enumerate(res or ()):
-            if r is not None:
+            if isinstance(r, np.ndarray):
                 by_result[id(r)] = (k, j)
+                buffers.append((r, _Output("sweep", k, j)))
     by_input = {id(x): i for i, x in enumerate(inputs) if x is not None}
+    by_grad = {}
+    for t in program.values():
+        for a in t.parents or ():
+            if isinstance(a, Tensor) and a.is_leaf and isinstance(a.grad, np.ndarray):
+                by_grad[id(a.grad)] = a
     outs = []
     for v in leaves:
         if isinstance(v, Tensor):
-            outs.append(_Output("node", v) if id(v) in node_ids else _Output("const", v))
+            if id(v) in node_ids:
+                outs.append(_Output("node", v))
+            elif id(v) in tensors:               # a constant Tensor argument, passed through
+                outs.append(_Output("input_tensor", tensors[id(v)]))
+            else:
+                outs.append(_Output("const", v))
         elif isinstance(v, np.ndarray):
             if id(v) in by_data:
                 outs.append(_Output("data", by_data[id(v)]))
@@ -154,8 +198,10 @@ def _output_map(leaves, tracer, program, inputs):
                 outs.append(_Output("sweep", *by_result[id(v)]))
             elif id(v) in by_input:
                 outs.append(_Output("input", by_input[id(v)]))
+            elif id(v) in by_grad:
+                outs.append(_Output("grad", by_grad[id(v)]))
             else:
-                outs.append(_Output("copy", v))
+                outs.append(_view_of(v, buffers))
         elif isinstance(v, (float, np.floating, complex)):
             raise TypeError(
                 "ga.compile: the function returned a Python/NumPy float, which a trace cannot "
@@ -164,6 +210,18 @@ def _output_map(leaves, tracer, program, inputs):
         else:
             outs.append(_Output("const", v))
     return outs
+
+
+def _view_of(v, buffers):
+    """v as a view into one of the program's fresh C-contiguous arrays, or Untraceable."""
+    if v.size:
+        lo = _address(v)
+        for base, getter in buffers:
+            if base.flags.c_contiguous and base.dtype == v.dtype and np.shares_memory(v, base):
+                offset = lo - _address(base)
+                return _Output("view", getter, (v.shape, v.dtype, offset, v.strides))
+    raise Untraceable("an output array was computed by NumPy outside graphad (it is neither "
+                      "a value of the program nor a view of one)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,10 +246,10 @@ class Compiled:
     def __call__(self, *args, **kwargs):
         if _tracers:                      # inside another trace: become part of it
             return self.f(*args, **kwargs)
-        key, inputs = _signature(args, kwargs)
+        key, inputs, tensors = _signature(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
-            return self._trace(key, inputs, args, kwargs)
+            return self._trace(key, inputs, tensors, args, kwargs)
         if entry.eager:
             return self.f(*args, **kwargs)
         program = entry.program
@@ -202,7 +260,7 @@ class Compiled:
             program.release()
         return _unflatten(entry.spec, iter(leaves))
 
-    def _trace(self, key, inputs, args, kwargs):
+    def _trace(self, key, inputs, tensors, args, kwargs):
         start = time.perf_counter()
         tracer = Tracer()
         _tracers.append(tracer)
@@ -221,16 +279,21 @@ class Compiled:
                           stacklevel=3)
             entry.program = None
         else:
-            program = Program(tracer, inputs)
+            program = Program(tracer, inputs, tensors)
             leaves = []
             entry.spec = _flatten(out, leaves)
-            entry.outs = _output_map(leaves, tracer, program, inputs)
-            entry.program = program
-            out = _unflatten(entry.spec, iter(
-                [_core.as_tensor(v.data) if o.kind == "node" else
-                 (np.array(v, copy=True) if o.kind == "copy" else v)
-                 for o, v in zip(entry.outs, leaves)]))
-            program.release()
+            try:
+                entry.outs = _output_map(leaves, tracer, program, inputs, tensors)
+            except Untraceable as e:
+                entry.eager = True
+                warnings.warn(f"ga.compile({getattr(self.f, '__name__', 'f')}): {e}; running it "
+                              f"eagerly", RuntimeWarning, stacklevel=3)
+            else:
+                entry.program = program
+                out = _unflatten(entry.spec, iter(
+                    [_core.as_tensor(v.data) if o.kind == "node" else v
+                     for o, v in zip(entry.outs, leaves)]))
+                program.release()
         if len(self._cache) >= self.cache_size:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = entry

@@ -123,7 +123,7 @@ def _stack(parts, recording):
     return np.stack([_raw(p) for p in parts], axis=0)
 
 
-def _loop_block(fn, block, node_shape, recording):
+def _loop_block(fn, block, node_shape):
     """Apply a one-at-a-time map fn to every entry of a block (lead + node_shape)."""
     from graphad import _ops
     bshape = np.shape(_raw(block))
@@ -153,11 +153,13 @@ def _differentiate_fun(fun, node, mode, block):
         raise TypeError(f"{getattr(fun, '__name__', 'custom function')}: cannot derive the "
                         f"{'forward' if mode == 'fwd' else 'reverse'}-mode rule: the given rule "
                         f"and the function itself are not written with graphad operations")
-    nlead = _lead(block[0] if mode == "fwd" else block, node)
     if mode == "fwd":
-        srcs = [s for s, t in zip(sources, block) if t is not None]
-        tans = [t for t in block if t is not None]
-        return _core.forward_sweep(srcs, tans, [out], nlead=nlead, record=recording)[0]
+        pairs = [(s, block[i], i) for s, i in zip(sources, diff) if block[i] is not None]
+        t0, i0 = pairs[0][1], pairs[0][2]
+        nlead = np.ndim(_raw(t0)) - np.ndim(_raw(node.parents[i0]))
+        return _core.forward_sweep([p[0] for p in pairs], [p[1] for p in pairs], [out],
+                                   nlead=nlead, record=recording)[0]
+    nlead = _lead(block, node)
     grads = _core.reverse_sweep([out], [block], retain_graph=recording,
                                 create_graph=recording, sources=sources, nlead=nlead)
     result = [None] * len(node.parents)
@@ -275,8 +277,7 @@ def _vjp_of_custom_vjp(node, g):
                                         record=_recording(node)) if live else [])
         return tuple(None if x is None else next(outs) for x in grads)
     recording = _recording(node)
-    results, _ = _loop_block(lambda gk: _call_bwd(self, node, res, gk), g,
-                             node.data.shape, recording)
+    results, _ = _loop_block(lambda gk: _call_bwd(self, node, res, gk), g, node.data.shape)
     lead_shape = np.shape(_raw(g))[:nlead]
     stacked = []
     for i in range(len(node.parents)):

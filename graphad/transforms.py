@@ -1,4 +1,5 @@
-"""Function transforms in JAX's style: grad, value_and_grad, vjp, jvp.
+"""Function transforms in JAX's style: grad, value_and_grad, vjp, jvp; and the Jacobians and
+Hessians built on batched sweeps: jacfwd, jacrev, jacobian, hessian, hvp.
 
 Each transform wraps the arguments it differentiates in fresh graph nodes, runs the function
 (define-by-run), then runs one sweep from the output back to (or forward from) exactly those
@@ -11,7 +12,7 @@ import numpy as np
 
 from graphad import _core
 from graphad._core import Tensor
-from graphad._prims import P_ID
+from graphad._prims import P_ID, unit_block
 
 _depth = 0   # how many transforms are running f right now; > 0 means sweeps must record
 
@@ -196,16 +197,19 @@ def _ops():
 
 
 def _identity_blocks(shape, dtype, chunk_size):
-    """Rows of the identity on a space of the given shape, as blocks of shape (k,) + shape."""
-    n = int(np.prod(shape, dtype=np.int64))
-    if chunk_size is not None and (int(chunk_size) != chunk_size or chunk_size < 1):
+    """Rows of the identity on a space of the given shape, as blocks of shape (k,) + shape.
+    They are registered as unit blocks (graphad._prims.unit_block), so that a matmul applying
+    a matrix to one copies rows of the matrix instead of running a GEMM with the identity."""
+    n = 1
+    for d in shape:
+        n *= d
+    if chunk_size is None or chunk_size >= n:
+        return [unit_block(shape, 0, n, dtype)]
+    if int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    step = n if chunk_size is None or chunk_size >= n else int(chunk_size)
-    for start in range(0, max(n, 1), max(step, 1)):
-        k = min(step, n - start)
-        block = np.zeros((k, n), dtype)
-        block[np.arange(k), start + np.arange(k)] = 1
-        yield block.reshape((k,) + tuple(shape))
+    step = int(chunk_size)
+    return [unit_block(shape, start, min(step, n - start), dtype)
+            for start in range(0, n, step)]
 
 
 def _stack_blocks(blocks, nested):
@@ -220,13 +224,13 @@ def _stack_blocks(blocks, nested):
 def _block_to_jacobian(block, in_axes_first, out_shape, in_shape, nested):
     """Reshape a stacked block into out_shape + in_shape.  A forward block is indexed
     (input, output...) and is transposed; a reverse block is (output, input...) already."""
-    if in_axes_first:       # (n,) + out_shape  ->  out_shape + (n,)
+    if in_axes_first and out_shape:     # (n,) + out_shape  ->  out_shape + (n,)
         nd = len(out_shape)
         perm = tuple(range(1, nd + 1)) + (0,)
         if nested:
             block = _ops().transpose(block, perm)
         else:
-            block = np.ascontiguousarray(np.transpose(block, perm))
+            block = np.ascontiguousarray(np.moveaxis(block, 0, -1) if nd > 1 else block.T)
     shape = tuple(out_shape) + tuple(in_shape)
     return _ops().reshape(block, shape) if nested else np.reshape(block, shape)
 

@@ -163,6 +163,11 @@ CASES = {
                ("outer-sum", lambda a, b: ga.einsum("i,j->i", a, b), [U((2,)), U((3,))]),
                ("three", lambda a, b, c: ga.einsum("i,ij,j->", a, b, c),
                 [U((2,)), U((2, 3)), U((3,))])],
+    "cross_entropy": [(f"reduction={r}", (lambda r: lambda x: P(
+        "cross_entropy", x, np.array([2, 0, 1]), params=r))(r), [U((3, 4))])
+        for r in ("mean", "sum", "none")],
+    "dropout": [("rate=0.5, fixed rng", lambda x: P(
+        "dropout", x, params=(0.5, np.random.default_rng(3))), [U((2, 5))])],
 }
 
 CASE_LIST = [(name, label, f, specs) for name, cases in CASES.items()

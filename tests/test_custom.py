@@ -134,6 +134,19 @@ def test_numpy_bwd_that_bypasses_graphad_falls_back_to_differentiating_f():
     np.testing.assert_allclose(ga.jacrev(square)(X), np.diag(2 * X), atol=1e-15)
 
 
+def test_fallback_with_two_arguments_and_one_tangent():
+    @ga.custom_vjp
+    def prod(x, y):
+        return x * y
+
+    raw = lambda a: np.asarray(a.data if isinstance(a, ga.Tensor) else a)
+    prod.defvjp(lambda x, y: (x * y, (raw(x), raw(y))),
+                lambda r, g: (raw(g) * r[1], raw(g) * r[0]))
+    np.testing.assert_allclose(ga.jacfwd(prod, argnums=1)(X, Y), np.diag(X), atol=1e-15)
+    _, t = ga.jvp(prod, (X, Y), (np.zeros(4), np.ones(4)))
+    np.testing.assert_allclose(t, X, atol=1e-15)
+
+
 # ---------------------------------------------------------------------------------------------
 # custom_jvp
 

@@ -3,7 +3,6 @@ comparisons, the Babylonian square root through a Python loop, and nested deriva
 perturbation confusion."""
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
