@@ -25,10 +25,7 @@ return to the kernels' cache (_kernels.new_array) and the next call reuses them.
 """
 import numpy as np
 cimport numpy as cnp
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
-from cpython.ref cimport Py_INCREF
-from graphad cimport _kernels as K
-from graphad._core cimport Prim, Tensor, wrap
+from graphad._core cimport Prim, Tensor, forward, unwrap_args, wrap
 from graphad import _core
 
 cnp.import_array()
@@ -216,8 +213,8 @@ cdef class Program:
         """Replay on new inputs (of the traced shapes and dtypes); returns the sweeps' results."""
         cdef Tensor t
         cdef Prim p
-        cdef tuple args, raw
-        cdef Py_ssize_t i, n
+        cdef tuple args
+        cdef Py_ssize_t i
         cdef list results = [None] * self.n_sweeps
         for t, i in self.rebind:
             t.data = inputs[i]
@@ -233,23 +230,10 @@ cdef class Program:
                         params = (<Subst>ins[5]).build(inputs)
                         if t.prim is not None:
                             t.params = params
-                    n = len(args)
-                    raw = PyTuple_New(n)
-                    for i in range(n):
-                        a = args[i]
-                        if type(a) is Tensor:
-                            a = (<Tensor>a).data
-                        Py_INCREF(a)
-                        PyTuple_SET_ITEM(raw, i, a)
-                    if p.kernel == 2:
-                        res = K.binary(p.code, raw[0], raw[1])
-                    elif p.kernel == 1:
-                        res = K.unary(p.code, raw[0])
-                    else:
-                        res = p.fwd(params, *raw)
-                        if p.saves:
-                            res, saved = res
-                            t.saved = saved
+                    res = forward(p, params, unwrap_args(args))
+                    if p.saves:
+                        res, saved = res
+                        t.saved = saved
                     t.data = res if cnp.PyArray_CheckExact(res) else np.asarray(res)
                 elif kind == SWEEP:
                     args = <tuple>ins[2]

@@ -30,6 +30,8 @@ cdef class Tensor:
     cdef object __weakref__
 
 
+cdef tuple unwrap_args(tuple args)
+cdef object forward(Prim p, object params, tuple raw)
 cpdef object apply(Prim p, tuple args, object params=*)
 cpdef object call(Prim p, tuple args, object params=*)
 cpdef object arg(Tensor node, Py_ssize_t i)

@@ -133,7 +133,20 @@ cdef void _check_finite(Prim p, object out, tuple raw, str where) except *:
             f"{p.name}{where} produced NaN/Inf (input shapes: {shapes})")
 
 
-cdef object _forward(Prim p, object params, tuple raw):
+cdef tuple unwrap_args(tuple args):
+    """The inputs with each Tensor replaced by its value."""
+    cdef Py_ssize_t i, n = len(args)
+    cdef tuple raw = PyTuple_New(n)
+    for i in range(n):
+        a = args[i]
+        if type(a) is Tensor:
+            a = (<Tensor>a).data
+        Py_INCREF(a)
+        PyTuple_SET_ITEM(raw, i, a)
+    return raw
+
+
+cdef object forward(Prim p, object params, tuple raw):
     """Run a primitive's forward on raw inputs; elementwise kernels are called directly."""
     if p.kernel == 2:
         try:
@@ -157,17 +170,8 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
             any_tensor = True
             if (<Tensor>a)._requires_grad:
                 needs = True
-    if any_tensor:
-        raw = PyTuple_New(n)
-        for i in range(n):
-            a = args[i]
-            if type(a) is Tensor:
-                a = (<Tensor>a).data
-            Py_INCREF(a)
-            PyTuple_SET_ITEM(raw, i, a)
-    else:
-        raw = args
-    res = _forward(p, params, raw)
+    raw = unwrap_args(args) if any_tensor else args
+    res = forward(p, params, raw)
     if p.saves:
         res, saved = res
     else:
