@@ -129,6 +129,17 @@ def _as_outputs(out):
     return [out if isinstance(out, Tensor) else _core.as_tensor(out)], None
 
 
+def _coerce(trace, v, like, what, whose):
+    """A seed or tangent v for the Tensor `like`: its dtype and shape, an array at top level
+    (a Tensor is kept when nested, so that it can carry a graph)."""
+    if not (trace.nested and isinstance(v, Tensor)):
+        v = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=like.dtype)
+    shape = v.shape
+    if tuple(shape) != like.shape:
+        raise ValueError(f"{what} has shape {tuple(shape)} but {whose} has shape {like.shape}")
+    return v
+
+
 def vjp(f, *primals, argnums=None):
     """(f(*primals), vjp_fn): vjp_fn(cotangent) returns one cotangent per primal, J^T u.
 
@@ -143,14 +154,8 @@ def vjp(f, *primals, argnums=None):
         cts = list(cotangent) if kind is not None else [cotangent]
         if len(cts) != len(outs):
             raise ValueError(f"vjp: expected {len(outs)} cotangents, got {len(cts)}")
-        seeds = []
-        for o, c in zip(outs, cts):
-            c = c if (trace.nested and isinstance(c, Tensor)) else np.asarray(
-                c.data if isinstance(c, Tensor) else c, dtype=o.dtype)
-            if tuple(np.shape(c.data if isinstance(c, Tensor) else c)) != o.shape:
-                raise ValueError(f"vjp: cotangent has shape {np.shape(c)} but the output has "
-                                 f"shape {o.shape}")
-            seeds.append(c)
+        seeds = [_coerce(trace, c, o, "vjp: cotangent", "the output")
+                 for o, c in zip(outs, cts)]
         return tuple(_reverse(trace, outs, seeds, retain=True))
 
     result = [trace.export(o) for o in outs]
@@ -163,14 +168,8 @@ def jvp(f, primals, tangents):
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
     trace = _Trace(primals, tuple(range(len(primals))))
-    tans = []
-    for s, t in zip(trace.sources, tangents):
-        t = t if (trace.nested and isinstance(t, Tensor)) else np.asarray(
-            t.data if isinstance(t, Tensor) else t, dtype=s.dtype)
-        if tuple(np.shape(t.data if isinstance(t, Tensor) else t)) != s.shape:
-            raise ValueError(f"jvp: tangent has shape {np.shape(t)} but its primal has shape "
-                             f"{s.shape}")
-        tans.append(t)
+    tans = [_coerce(trace, t, s, "jvp: tangent", "its primal")
+            for s, t in zip(trace.sources, tangents)]
     out = trace.run(f, {})
     outs, kind = _as_outputs(out)
     live = [o for o in outs if o.requires_grad]
