@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 cimport numpy as cnp
+from cpython.ref cimport Py_INCREF
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 cnp.import_array()
@@ -205,6 +206,53 @@ cdef object _binary_rows(int op, cnp.ndarray big, cnp.ndarray small, int typ, bi
     return out
 
 
+cdef extern from "numpy/arrayobject.h":
+    ctypedef struct PyTypeObject:
+        pass
+    object _new_from_descr "PyArray_NewFromDescr" (
+        PyTypeObject *subtype, cnp.PyArray_Descr *descr, int nd, cnp.npy_intp *dims,
+        cnp.npy_intp *strides, void *data, int flags, void *obj)
+
+
+cdef inline bint _is_repeated_value(cnp.ndarray x):
+    """Every stride 0: one value seen at every index (a broadcast scalar)."""
+    cdef int i
+    for i in range(cnp.PyArray_NDIM(x)):
+        if cnp.PyArray_STRIDES(x)[i] != 0 and cnp.PyArray_DIMS(x)[i] > 1:
+            return False
+    return True
+
+
+cpdef object broadcast_to(object x, tuple shape):
+    """np.broadcast_to (a read-only view with stride 0 along broadcast axes), built directly
+    with the C API: NumPy's version costs microseconds, which a reduction's VJP pays per call."""
+    cdef cnp.ndarray a, r
+    cdef int i, j, nd = len(shape), xd
+    cdef cnp.npy_intp dims[32]
+    cdef cnp.npy_intp strides[32]
+    if not cnp.PyArray_Check(x) or nd > 32:
+        return np.broadcast_to(x, shape)
+    a = <cnp.ndarray>x
+    xd = cnp.PyArray_NDIM(a)
+    if xd > nd:
+        return np.broadcast_to(x, shape)          # raises NumPy's error
+    for i in range(nd):
+        dims[i] = shape[i]
+        j = i - (nd - xd)
+        if j < 0 or cnp.PyArray_DIMS(a)[j] == 1 and dims[i] != 1:
+            strides[i] = 0
+        elif cnp.PyArray_DIMS(a)[j] == dims[i]:
+            strides[i] = cnp.PyArray_STRIDES(a)[j]
+        else:
+            return np.broadcast_to(x, shape)      # raises NumPy's error
+    descr = cnp.PyArray_DESCR(a)
+    Py_INCREF(<object>descr)                       # PyArray_NewFromDescr steals it
+    r = _new_from_descr(<PyTypeObject*>np.ndarray, descr, nd, dims, strides,
+                        cnp.PyArray_DATA(a), 0, NULL)
+    cnp.set_array_base(r, a)
+    return r
+
+
 cpdef object binary(int op, object a, object b):
     """Elementwise a (op) b with NumPy broadcasting and type promotion."""
     cdef cnp.ndarray x, y, out
@@ -230,7 +278,16 @@ cpdef object binary(int op, object a, object b):
     else:
         return _binary_numpy(op, a, b)
     if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_IS_C_CONTIGUOUS(y)):
-        return _binary_numpy(op, a, b)
+        # one value broadcast to the other's shape (a reduction's cotangent): a stride-0 operand
+        if sa and sb and cnp.PyArray_SAMESHAPE(x, y):
+            if _is_repeated_value(x) and cnp.PyArray_IS_C_CONTIGUOUS(y):
+                sa = 0
+            elif _is_repeated_value(y) and cnp.PyArray_IS_C_CONTIGUOUS(x):
+                sb = 0
+        # a stride-0 operand is read at one address; any other must be contiguous
+        if (sa and not cnp.PyArray_IS_C_CONTIGUOUS(x)) or \
+                (sb and not cnp.PyArray_IS_C_CONTIGUOUS(y)):
+            return _binary_numpy(op, a, b)
     # Same shape, or one side a scalar broadcast against the other, or one side repeated along
     # leading axes (a row against a matrix, a block of tangents against a value); anything
     # else to NumPy.

@@ -118,6 +118,31 @@ def test_binary_scalar_stride_zero_path(name, dtype):
 
 
 @pytest.mark.parametrize("name", sorted(BIN_REF))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_binary_with_a_broadcast_value(name, dtype):
+    # a reduction's cotangent: one value broadcast (stride 0) against a full or strided array
+    rng = np.random.default_rng(3)
+    a, b = _bin_inputs(name, rng, (4, 6), (4, 6), dtype)
+    one = K.broadcast_to(np.asarray(b[0, 0]), (4, 6))
+    assert one.strides == (0, 0)
+    for x, y in ((a, one), (one, a), (a.T.copy().T, one), (one, a[:, ::-1]), (a[::2], one[::2])):
+        _check_binary(name, x, y, dtype)
+
+
+@pytest.mark.parametrize("shape,target", [((), (3, 4)), ((1,), (2, 3)), ((4, 1), (2, 4, 5)),
+                                          ((3,), (3,)), ((2, 1, 3), (2, 5, 3))])
+def test_broadcast_to_matches_numpy(shape, target):
+    x = np.random.default_rng(4).standard_normal(shape)
+    got, want = K.broadcast_to(x, target), np.broadcast_to(x, target)
+    assert got.shape == want.shape and got.strides == want.strides
+    assert not got.flags.writeable
+    np.testing.assert_array_equal(got, want)
+    assert np.shares_memory(got, x)
+    with pytest.raises(ValueError):
+        K.broadcast_to(np.ones((2, 3)), (4, 3))
+
+
+@pytest.mark.parametrize("name", sorted(BIN_REF))
 @given(pair=broadcast_shapes(2, max_side=5), seed=seeds)
 def test_binary_general_broadcasting(name, pair, seed):
     for dtype in (np.float64, np.float32):
