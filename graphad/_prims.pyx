@@ -111,9 +111,9 @@ def _aligned(n, t):
         ti = t[i]
         if ti is None:
             continue
-        xs = np.shape(raw(n.parents[i]))
+        xs = _shape(n.parents[i])
         k = nd - len(xs)
-        nl = np.ndim(raw(ti)) - len(xs)
+        nl = _ndim(ti) - len(xs)
         if k > 0 and nl > 0:
             if r is None:
                 r = list(t)
@@ -469,7 +469,7 @@ P_LOG_SOFTMAX = defprim("log_softmax", _log_softmax_fwd, log_softmax_vjp, log_so
 P_RESHAPE = defprim(
     "reshape", lambda shape, x: np.reshape(x, shape),
     lambda n, g: (reshape_(g, tuple(_shape(g)[:lead(g, n)]) + arg_shape(n)),),
-    lambda n, t: reshape_(t[0], tuple(_shape(t[0])[:np.ndim(raw(t[0])) - len(arg_shape(n))])
+    lambda n, t: reshape_(t[0], tuple(_shape(t[0])[:_ndim(t[0]) - len(arg_shape(n))])
                           + n.data.shape))
 
 
@@ -482,7 +482,7 @@ def transpose_vjp(n, g):
     return (transpose_(g, _perm_with_lead(inv, lead(g, n))),)
 
 def transpose_jvp(n, t):
-    return transpose_(t[0], _perm_with_lead(n.params, np.ndim(raw(t[0])) - len(n.params)))
+    return transpose_(t[0], _perm_with_lead(n.params, _ndim(t[0]) - len(n.params)))
 
 P_TRANSPOSE = defprim("transpose", lambda perm, x: np.transpose(x, perm),
                       transpose_vjp, transpose_jvp)
@@ -491,7 +491,7 @@ P_TRANSPOSE = defprim("transpose", lambda perm, x: np.transpose(x, perm),
 # broadcast_to: d = broadcast(dx); its VJP returns g whole and the engine sums it back down
 def broadcast_jvp(n, t):
     t0 = _aligned(n, t)[0]
-    return broadcast_to_(t0, _shape(t0)[:np.ndim(raw(t0)) - n.data.ndim] + n.data.shape)
+    return broadcast_to_(t0, _shape(t0)[:_ndim(t0) - n.data.ndim] + n.data.shape)
 
 P_BROADCAST = defprim("broadcast_to", lambda shape, x: K.broadcast_to(np.asarray(x), shape),
                       lambda n, g: (g,), broadcast_jvp)
@@ -523,14 +523,14 @@ def _gather(x, idx, Py_ssize_t nlead):
     cdef Py_ssize_t na = _advanced_first(idx) if nlead else 0
     if na:
         r = transpose_(r, tuple(range(na, na + nlead)) + tuple(range(na)) +
-                       tuple(range(na + nlead, np.ndim(raw(r)))))
+                       tuple(range(na + nlead, _ndim(r))))
     return r
 
 def getitem_vjp(n, g):
     return (scatter_(g, n.params, arg_shape(n), lead(g, n)),)
 
 def getitem_jvp(n, t):
-    return _gather(t[0], n.params, np.ndim(raw(t[0])) - len(arg_shape(n)))
+    return _gather(t[0], n.params, _ndim(t[0]) - len(arg_shape(n)))
 
 P_GETITEM = defprim("getitem", lambda idx, x: np.asarray(x[idx]), getitem_vjp, getitem_jvp)
 
@@ -555,7 +555,7 @@ P_SCATTER = defprim(
     "scatter", _scatter_fwd,
     lambda n, g: (_gather(g, n.params[0], lead(g, n) + n.params[2]),),
     lambda n, t: scatter_(t[0], n.params[0], n.params[1],
-                          np.ndim(raw(t[0])) - np.ndim(raw(n.parents[0])) + n.params[2]))
+                          _ndim(t[0]) - _ndim(n.parents[0]) + n.params[2]))
 
 
 # concatenate along a (negative) axis: d = concatenate(dx_i); the VJP slices g back apart
@@ -572,9 +572,9 @@ def concat_vjp(n, g):
     grads = []
     nl = lead(g, n)
     for i in range(len(n.parents)):
-        size = np.shape(raw(n.parents[i]))[axis]
+        size = _shape(n.parents[i])[axis]
         if need(n, i):
-            sl = [slice(None)] * np.ndim(raw(g))
+            sl = [slice(None)] * _ndim(g)
             sl[axis] = slice(start, start + size)
             grads.append(getitem_(g, tuple(sl)))
         else:
@@ -586,7 +586,7 @@ def concat_jvp(n, t):
     nl = None
     for ti in t:
         if ti is not None:
-            nl = np.ndim(raw(ti)) - np.ndim(raw(n.parents[0]))
+            nl = _ndim(ti) - _ndim(n.parents[0])
             batch = _shape(ti)[:nl]
             break
     parts = []
@@ -607,12 +607,12 @@ P_CONCAT = defprim("concatenate", _concat_fwd, concat_vjp, concat_jvp)
 # matmul: d(AB) = dA B + A dB.  1-D operands are promoted to matrices (as NumPy does) so that
 # one formula covers every case, batch axes included:  gA = g B^T,  gB = A^T g.
 def _swap(x):
-    nd = np.ndim(raw(x))
+    nd = _ndim(x)
     return transpose_(x, tuple(range(nd - 2)) + (nd - 1, nd - 2))
 
 def _promote(n):
     a, b = arg(n, 0), arg(n, 1)
-    a_vec, b_vec = np.ndim(raw(a)) == 1, np.ndim(raw(b)) == 1
+    a_vec, b_vec = _ndim(a) == 1, _ndim(b) == 1
     if a_vec:
         a = reshape_(a, (1,) + _shape(a))
     if b_vec:
@@ -632,7 +632,7 @@ def _lift(t, Py_ssize_t nlead, tuple xshape, Py_ssize_t out_nbatch, bint vec_row
 
 def matmul_vjp(n, g):
     a, b = arg(n, 0), arg(n, 1)
-    cdef Py_ssize_t na = np.ndim(raw(a)), nb = np.ndim(raw(b))
+    cdef Py_ssize_t na = _ndim(a), nb = _ndim(b)
     if na <= 2 and nb <= 2:
         # vectors and matrices: the cotangent's batch axes ride on NumPy's broadcasting;
         # gA = g B^T (an outer product when B is a vector), gB = A^T g (g A when B is a vector)
@@ -724,21 +724,21 @@ cdef object _block_times(g, x):
     """g @ x for a block g (lead + (k,)) and a matrix or vector x; rows of x when g is a unit
     block (the seed of jacrev / jacfwd), else one GEMM."""
     start = _unit_start(g) if type(g) is not Tensor else None
-    if start is not None and np.ndim(g) == 2:
-        return _rows(x, start, np.shape(g)[0])
+    if start is not None and _ndim(g) == 2:
+        return _rows(x, start, _shape(g)[0])
     return matmul_(g, x)
 
 cdef object _times_vector_tangent(x, tv, bint x_first):
     """The product of a matrix-or-vector operand x with the tangent block tv of a VECTOR operand
     (lead + (k,)): x @ tv as x @ v for each v (x_first), or tv @ x.  One GEMM: for x a matrix,
     x @ v over a block is the block times x^T.  A unit block selects rows instead."""
-    if x_first and np.ndim(raw(x)) == 2:
+    if x_first and _ndim(x) == 2:
         return _block_times(tv, _swap(x))
     return _block_times(tv, x)
 
 def matmul_jvp(n, t):
     a, b = arg(n, 0), arg(n, 1)
-    cdef Py_ssize_t na = np.ndim(raw(a)), nb = np.ndim(raw(b))
+    cdef Py_ssize_t na = _ndim(a), nb = _ndim(b)
     if na <= 2 and nb <= 2:
         # vectors and matrices: NumPy's matmul broadcasting carries the tangents' batch axes,
         # d(ab) = da b + a db, each term one GEMM on the block
@@ -749,14 +749,14 @@ def matmul_jvp(n, t):
             r = _tsum(r, _times_vector_tangent(a, t[1], True) if nb == 1 else matmul_(a, t[1]))
         return r
     a, b, a_vec, b_vec = _promote(n)
-    out_nbatch = max(np.ndim(raw(a)), np.ndim(raw(b))) - 2
+    out_nbatch = max(_ndim(a), _ndim(b)) - 2
     r = None
     if t[0] is not None:
-        nl = np.ndim(raw(t[0])) - np.ndim(raw(arg(n, 0)))
-        r = matmul_(_lift(t[0], nl, np.shape(raw(arg(n, 0))), out_nbatch, a_vec, False), b)
+        nl = _ndim(t[0]) - _ndim(arg(n, 0))
+        r = matmul_(_lift(t[0], nl, _shape(arg(n, 0)), out_nbatch, a_vec, False), b)
     if t[1] is not None:
-        nl = np.ndim(raw(t[1])) - np.ndim(raw(arg(n, 1)))
-        r = _tsum(r, matmul_(a, _lift(t[1], nl, np.shape(raw(arg(n, 1))), out_nbatch,
+        nl = _ndim(t[1]) - _ndim(arg(n, 1))
+        r = _tsum(r, matmul_(a, _lift(t[1], nl, _shape(arg(n, 1)), out_nbatch,
                                       False, b_vec)))
     shape = _shape(r)
     if a_vec and b_vec:
@@ -768,7 +768,7 @@ def matmul_jvp(n, t):
     return r
 
 def _matmul_fwd(params, a, b):
-    if np.ndim(a) == 0 or np.ndim(b) == 0:
+    if _ndim(a) == 0 or _ndim(b) == 0:
         raise ValueError(f"matmul: operands must be at least 1-D, got shapes "
                          f"{np.shape(a)} and {np.shape(b)}")
     try:
@@ -840,7 +840,7 @@ def _einsum_operand_cotangent(n, g, Py_ssize_t i):
             terms.append(sub)
             ops.append(arg(n, j))
     target = ""
-    xshape = np.shape(raw(arg(n, i)))
+    xshape = _shape(arg(n, i))
     dt = n.data.dtype
     for k, c in enumerate(subs[i]):
         if c in target:                      # repeated: a fresh letter tied by an identity
@@ -867,7 +867,7 @@ def einsum_jvp(n, t):
     for i in range(len(t)):
         if t[i] is None:
             continue
-        nl = np.ndim(raw(t[i])) - np.ndim(raw(arg(n, i)))
+        nl = _ndim(t[i]) - _ndim(arg(n, i))
         used = set("".join(subs) + outs)
         bl = "".join([c for c in _LETTERS if c not in used][:nl])
         terms = tuple((bl + s) if j == i else s for j, s in enumerate(subs))
@@ -968,7 +968,7 @@ cpdef where_(c, a, b): return call(P_WHERE, (a, b), np.asarray(raw(c)))
 cpdef astype_(x, dtype): return call(P_ASTYPE, (x,), np.dtype(dtype))
 
 cpdef sum_(x, axes, keepdims):
-    return call(P_SUM, (x,), (_norm_axes(axes, np.ndim(raw(x)), "sum"), bool(keepdims)))
+    return call(P_SUM, (x,), (_norm_axes(axes, _ndim(x), "sum"), bool(keepdims)))
 
 cpdef reshape_(x, shape):
     if _shape(x) == tuple(shape):
