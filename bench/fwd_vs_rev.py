@@ -328,7 +328,7 @@ def plot(rows, path):
         other = "m" if vary == "n" else "n"
         ax.set_title(f"Jacobian cost as {vary} grows ({other} = {fixed})")
         ax.axvline(fixed, color="gray", lw=0.8)
-        ax.text(fixed, ax.get_ylim()[1] * 0.7, f" n = m", color="gray")
+        ax.text(fixed, ax.get_ylim()[1] * 0.7, " n = m", color="gray")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     grid = np.array([[np.log2(by[(n, m)]["jacfwd"] / by[(n, m)]["jacrev"]) for n in sizes]

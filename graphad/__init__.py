@@ -5,19 +5,19 @@
     y = (ga.sin(x) * x).sum()
     y.backward()          # x.grad == cos(x) * x + sin(x)
 """
+# ruff: noqa: F401  (this module re-exports the public API)
 from graphad import _core, _ops
 from graphad._core import (Tensor, as_tensor, is_debug, is_grad_enabled, no_grad, set_debug,
                            set_grad_enabled, tensor)
-from graphad._ops import *  # noqa: F401,F403  (the public array functions)
-from graphad._ops import abs, max, min, sum  # noqa: F401  (shadow the builtins on purpose)
+from graphad._ops import *  # noqa: F401,F403  (the public array functions; _ops.__all__)
 from graphad.checking import GradientCheckError, check_grad, finite_diff
 from graphad.transforms import (grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
                                 value_and_grad, vjp)
-from graphad import dual  # noqa: E402  (ga.dual.sin, ... : the dual-number math functions)
+from graphad import dual  # ga.dual.sin, ...: the dual-number math functions
 from graphad.dual import Dual
 from graphad.custom import custom_jvp, custom_vjp
 from graphad.compile import compile  # noqa: A001  (ga.compile shadows the builtin on purpose)
-from graphad import nn, optim  # noqa: E402
+from graphad import nn, optim
 
 _core.install_ops(_ops)
 

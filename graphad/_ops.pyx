@@ -14,6 +14,16 @@ from graphad._prims import (P_ADD, P_SUB, P_MUL, P_DIV, P_POW, P_MAX, P_MIN, P_N
 from graphad._prims import (reshape_, sum_, broadcast_to_)
 
 
+__all__ = [
+    "add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "negative", "exp",
+    "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "sqrt", "square", "abs",
+    "sign", "relu", "sigmoid", "softplus", "where", "clip", "astype", "sum", "mean", "max",
+    "min", "logsumexp", "softmax", "log_softmax", "reshape", "transpose", "swapaxes",
+    "expand_dims", "squeeze", "broadcast_to", "getitem", "concatenate", "stack", "matmul",
+    "einsum", "dot", "outer", "trace", "diag", "kron", "vec", "unvec",
+]
+
+
 cdef inline object raw(x):
     return (<Tensor>x).data if type(x) is Tensor else x
 

@@ -70,10 +70,6 @@ cdef Py_ssize_t _ndim(x):
     return cnp.PyArray_NDIM(<cnp.ndarray>x) if cnp.PyArray_Check(x) else np.ndim(x)
 
 
-def _name_shapes(name, *xs):
-    return f"{name}: operands with shapes " + " and ".join(str(_shape(x)) for x in xs)
-
-
 # ==============================================================================================
 # Elementwise binary: out = a (op) b with NumPy broadcasting.
 

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import scipy.special
 from hypothesis import given
-from hypothesis import strategies as st
 
 import graphad as ga
 from conftest import broadcast_shapes, check_vjp, check_vjp32, seeds, shapes, values

@@ -3,7 +3,6 @@ vjp_fn reused), jvp against finite differences, grad of grad, and perturbation c
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 import graphad as ga
 from conftest import fd_gradient, seeds, shapes, values
