@@ -417,11 +417,18 @@ cdef class Tensor:
     def __ne__(self, other): return wrap(self.data != _unwrap(other))
 
     # -- NumPy-style methods ------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False): return _O.sum(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return _O.mean(self, axis, keepdims)
-    def max(self, axis=None, keepdims=False): return _O.max(self, axis, keepdims)
-    def min(self, axis=None, keepdims=False): return _O.min(self, axis, keepdims)
-    def reshape(self, *shape):
+    # dtype= and out= are accepted so that np.sum(t), np.mean(t, axis=0), ... work on Tensors
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False):
+        return _reduce(_O.sum, self, axis, dtype, out, keepdims)
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False):
+        return _reduce(_O.mean, self, axis, dtype, out, keepdims)
+    def max(self, axis=None, out=None, keepdims=False):
+        return _reduce(_O.max, self, axis, None, out, keepdims)
+    def min(self, axis=None, out=None, keepdims=False):
+        return _reduce(_O.min, self, axis, None, out, keepdims)
+    def reshape(self, *shape, order="C"):
+        if order != "C":
+            raise ValueError(f"reshape: only order='C' is supported, got {order!r}")
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = shape[0]
         return _O.reshape(self, shape)
@@ -440,6 +447,13 @@ cdef class Tensor:
     def clip(self, lo=None, hi=None): return _O.clip(self, lo, hi)
     def flatten(self): return _O.reshape(self, (-1,))
     def ravel(self): return _O.reshape(self, (-1,))
+
+
+def _reduce(fn, Tensor x, axis, dtype, out, keepdims):
+    if out is not None:
+        raise TypeError(f"{fn.__name__}: out= is not supported (graphad never writes into "
+                        f"arrays it is given)")
+    return fn(x if dtype is None else _O.astype(x, dtype), axis, keepdims)
 
 
 def tensor(data, requires_grad=False, dtype=None):

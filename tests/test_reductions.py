@@ -230,3 +230,22 @@ def test_softmax_gradients_against_torch():
     torch.logsumexp(tx, 0).sum().backward()
     g = ga.grad(lambda a: ga.sum(ga.logsumexp(a, axis=0)))(x)
     np.testing.assert_allclose(g, tx.grad.numpy(), rtol=1e-12)
+
+
+def test_numpy_reductions_dispatch_to_tensor_methods():
+    # np.sum(t) and friends call the Tensor's method (with dtype=/out= keywords): the result
+    # is a Tensor in the graph, so the gradient flows through NumPy's spelling too
+    x0 = np.array([[1.0, -2.0, 0.5], [3.0, 4.0, -1.0]])
+    x = ga.tensor(x0, requires_grad=True)
+    total = np.sum(x) + np.mean(x, axis=0).sum() + np.max(x) + np.min(x, axis=1).sum()
+    assert isinstance(total, ga.Tensor)
+    total.backward()
+    want = np.ones_like(x0) + 0.5
+    want[1, 1] += 1.0                           # the max
+    want[0, 1] += 1.0                           # row minima
+    want[1, 2] += 1.0
+    np.testing.assert_allclose(x.grad, want)
+    assert isinstance(np.reshape(x, (3, 2)), ga.Tensor)
+    assert x.sum(dtype=np.float32).dtype == np.float32
+    with pytest.raises(TypeError, match="out="):
+        np.sum(x, out=np.zeros(()))
