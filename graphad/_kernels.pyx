@@ -7,6 +7,8 @@ size 1); everything else goes to the equivalent NumPy call, so results always ma
 cimport cython
 import math
 
+import os
+
 import numpy as np
 cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
@@ -455,6 +457,36 @@ cdef void _gemv(int typ, char trans, int rows, int cols, char *pm, int ld, char 
               <float*>py, &incy)
 
 
+cdef extern from "ga_gemm.h" nogil:
+    int ga_gemm_available()
+    void ga_gemm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t ars,
+                   Py_ssize_t acs, const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
+
+# float64 products with a row-major right operand at least 24 columns wide use graphad's AVX-512
+# kernel where the CPU has AVX-512 (see csrc/ga_gemm.h for why), up to ~67M multiply-adds (past
+# that, BLAS's cache blocking wins); GRAPHAD_BLAS_ONLY=1 sends every product to BLAS.
+cdef bint _own_gemm = ga_gemm_available() == 1 and os.environ.get("GRAPHAD_BLAS_ONLY", "") != "1"
+
+
+def own_gemm_available():
+    """Whether this CPU can run graphad's own float64 GEMM (it has AVX-512F)."""
+    return ga_gemm_available() == 1
+
+
+def own_gemm_enabled():
+    """Whether float64 products may use graphad's AVX-512 kernel instead of BLAS."""
+    return bool(_own_gemm)
+
+
+def set_own_gemm(bint enabled):
+    """Allow (on CPUs with AVX-512) or forbid graphad's own float64 GEMM; returns the previous
+    setting.  BLAS is used for everything else either way."""
+    global _own_gemm
+    prev = _own_gemm
+    _own_gemm = enabled and ga_gemm_available() == 1
+    return bool(prev)
+
+
 cdef void _gemm2d(int typ, char ta, int lda, char *pa, char tb, int ldb, char *pb,
                   int m, int n, int k, char *pc) noexcept nogil:
     cdef double one = 1.0, zero = 0.0
@@ -475,6 +507,14 @@ cdef void _gemm2d(int typ, char ta, int lda, char *pa, char tb, int ldb, char *p
             _gemv(typ, b'N', n, k, pb, ldb, pa, 1 if ta == b'N' else lda, pc)
         else:
             _gemv(typ, b'T', k, n, pb, ldb, pa, 1 if ta == b'N' else lda, pc)
+        return
+    if typ == cnp.NPY_DOUBLE and _own_gemm and tb == b'N' and n >= 24 and \
+            <double>m * n * k <= 6.7e7:
+        # B row-major: graphad's AVX-512 kernel (csrc/ga_gemm.c); A may be either layout
+        if ta == b'N':
+            ga_gemm_d(m, n, k, <double*>pa, lda, 1, <double*>pb, ldb, <double*>pc, ldc)
+        else:
+            ga_gemm_d(m, n, k, <double*>pa, 1, lda, <double*>pb, ldb, <double*>pc, ldc)
         return
     if typ == cnp.NPY_DOUBLE:
         dgemm(&tb, &ta, &n, &m, &k, &one, <double*>pb, &ldb, <double*>pa, &lda,

@@ -421,3 +421,27 @@ def test_axpy(dtype):
     assert out is y
     np.testing.assert_array_equal(y, 1 - 0.5 * np.arange(4))
     np.testing.assert_array_equal(x, np.arange(4))
+
+
+@pytest.mark.skipif(not K.own_gemm_available(),
+                    reason="graphad's own GEMM needs a CPU with AVX-512")
+@pytest.mark.parametrize("m,k,n", [(2, 1, 24), (3, 7, 25), (4, 64, 31), (5, 3, 47), (9, 17, 48),
+                                   (13, 64, 100), (1, 8, 24), (31, 33, 129)])
+def test_own_gemm_matches_blas(m, k, n):
+    # every tile shape and tail (rows % 4, 24- and 8-wide strips, the last < 8 columns), with
+    # A row- or column-major and B a row-major view whose rows are longer than n
+    rng = np.random.default_rng(m * 1000 + n)
+    A = rng.standard_normal((m, k))
+    Bwide = rng.standard_normal((k, n + 5))
+    prev = K.set_own_gemm(True)
+    try:
+        for a in (A, np.asfortranarray(A)):
+            for b in (Bwide[:, :n], np.ascontiguousarray(Bwide[:, :n])):
+                K.set_own_gemm(True)
+                own = K.matmul(a, b)
+                K.set_own_gemm(False)
+                blas = K.matmul(a, b)
+                np.testing.assert_allclose(own, blas, rtol=1e-13, atol=1e-13 * k)
+                np.testing.assert_allclose(own, a @ b, rtol=1e-13, atol=1e-13 * k)
+    finally:
+        K.set_own_gemm(prev)

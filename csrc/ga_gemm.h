@@ -1,0 +1,21 @@
+/* graphad's own double-precision GEMM for CPUs with AVX-512: C = A B.
+ *
+ * Why: OpenBLAS is often pinned to its AVX2 (Haswell) kernels (OPENBLAS_CORETYPE), which on an
+ * AVX-512 CPU run GEMMs about 2.5x below what a plain register-tiled AVX-512 loop reaches, and
+ * more so for the thin products of reverse mode (a block of a few cotangents times a weight
+ * matrix).  Contract:
+ *   - A is m x k with element (i, p) at a[i * ars + p * acs] (any strides: its entries are
+ *     broadcast one at a time);
+ *   - B is k x n row-major with row stride ldb (unit column stride); C is m x n row-major with
+ *     row stride ldc, written (not accumulated); C aliases neither A nor B;
+ *   - call only when ga_gemm_available() is 1 (the CPU has AVX-512F), without the GIL.
+ */
+#ifndef GA_GEMM_H
+#define GA_GEMM_H
+#include <stddef.h>
+
+int ga_gemm_available(void);
+void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
+               ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+
+#endif
