@@ -3,6 +3,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
 
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
@@ -53,6 +54,29 @@ static void tile8(ptrdiff_t rows, ptrdiff_t k, const double *a, ptrdiff_t ars, p
         memcpy(c + i * ldc, &out[i], sizeof out[i]);
 }
 
+/* As tile8, for a strip of width < 8: loads and stores under a lane mask never touch memory
+ * past the matrices' last column. */
+__attribute__((target("avx512f,fma")))
+static void tile_masked(ptrdiff_t rows, ptrdiff_t k, const double *a, ptrdiff_t ars,
+                        ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc,
+                        int width)
+{
+    __mmask8 lanes = (__mmask8)((1u << width) - 1u);
+    __m512d c0 = _mm512_setzero_pd(), c1 = c0, c2 = c0, c3 = c0;
+    const double *a0 = a, *a1 = a + (rows > 1) * ars, *a2 = a + (rows > 2) * 2 * ars,
+                 *a3 = a + (rows > 3) * 3 * ars;
+    for (ptrdiff_t p = 0; p < k; ++p) {
+        __m512d b0 = _mm512_maskz_loadu_pd(lanes, b + p * ldb);
+        c0 = _mm512_fmadd_pd(_mm512_set1_pd(a0[p * acs]), b0, c0);
+        c1 = _mm512_fmadd_pd(_mm512_set1_pd(a1[p * acs]), b0, c1);
+        c2 = _mm512_fmadd_pd(_mm512_set1_pd(a2[p * acs]), b0, c2);
+        c3 = _mm512_fmadd_pd(_mm512_set1_pd(a3[p * acs]), b0, c3);
+    }
+    __m512d out[4] = {c0, c1, c2, c3};
+    for (ptrdiff_t i = 0; i < rows; ++i)
+        _mm512_mask_storeu_pd(c + i * ldc, lanes, out[i]);
+}
+
 __attribute__((target("avx512f,fma")))
 void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
                ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
@@ -67,13 +91,10 @@ void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t
         for (ptrdiff_t i = 0; i < m; i += 4)
             tile8(m - i < 4 ? m - i : 4, k, a + i * ars, ars, acs, b + j, ldb,
                   c + i * ldc + j, ldc);
-    for (; j < n; ++j)                      /* the last < 8 columns */
-        for (ptrdiff_t i = 0; i < m; ++i) {
-            double s = 0.0;
-            for (ptrdiff_t p = 0; p < k; ++p)
-                s += a[i * ars + p * acs] * b[p * ldb + j];
-            c[i * ldc + j] = s;
-        }
+    if (j < n)                              /* the last < 8 columns, under a mask */
+        for (ptrdiff_t i = 0; i < m; i += 4)
+            tile_masked(m - i < 4 ? m - i : 4, k, a + i * ars, ars, acs, b + j, ldb,
+                        c + i * ldc + j, ldc, (int)(n - j));
 }
 
 int ga_gemm_available(void)

@@ -462,10 +462,40 @@ cdef extern from "ga_gemm.h" nogil:
     void ga_gemm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t ars,
                    Py_ssize_t acs, const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
 
-# float64 products with a row-major right operand at least 24 columns wide use graphad's AVX-512
-# kernel where the CPU has AVX-512 (see csrc/ga_gemm.h for why), up to ~67M multiply-adds (past
-# that, BLAS's cache blocking wins); GRAPHAD_BLAS_ONLY=1 sends every product to BLAS.
+# float64 products with a row-major right operand (or, transposed, a column-major one) use
+# graphad's AVX-512 kernel where the CPU has AVX-512 (see csrc/ga_gemm.h for why) and BLAS would
+# not run them on several threads (_use_own_gemm); GRAPHAD_BLAS_ONLY=1 sends all to BLAS.
 cdef bint _own_gemm = ga_gemm_available() == 1 and os.environ.get("GRAPHAD_BLAS_ONLY", "") != "1"
+cdef double _OWN_GEMM_MAX = 6.7e7   # multiply-adds; past that, BLAS's cache blocking wins
+cdef double _BLAS_SERIAL = 2.6e5    # below this many, OpenBLAS runs a GEMM on one thread anyway
+_blas_threads = None                # () -> the thread count of scipy's BLAS (via threadpoolctl)
+
+
+def _find_blas_threads():
+    """A getter for the thread count of the BLAS behind scipy.linalg.cython_blas, or None."""
+    try:
+        from threadpoolctl import ThreadpoolController
+        libs = [lib for lib in ThreadpoolController().lib_controllers
+                if lib.user_api == "blas"]
+    except Exception:                 # no threadpoolctl, or a BLAS it cannot drive
+        return None
+    scipy_libs = [lib for lib in libs if "scipy" in lib.filepath.rsplit("/", 2)[-2]]
+    chosen = scipy_libs or libs
+    return chosen[0].get_num_threads if len(chosen) == 1 else None
+
+
+cdef bint _use_own_gemm(double macs) except -1:
+    """Whether a float64 product of this many multiply-adds should use graphad's kernel: it is
+    single-threaded, so above OpenBLAS's own serial threshold it is used only while BLAS runs
+    on one thread too (as in threadpool_limits(1) or OPENBLAS_NUM_THREADS=1)."""
+    global _blas_threads
+    if not _own_gemm or macs > _OWN_GEMM_MAX:
+        return False
+    if macs <= _BLAS_SERIAL:
+        return True
+    if _blas_threads is None:
+        _blas_threads = _find_blas_threads() or (lambda: 0)
+    return _blas_threads() == 1
 
 
 def own_gemm_available():
@@ -488,7 +518,7 @@ def set_own_gemm(bint enabled):
 
 
 cdef void _gemm2d(int typ, char ta, int lda, char *pa, char tb, int ldb, char *pb,
-                  int m, int n, int k, char *pc) noexcept nogil:
+                  int m, int n, int k, char *pc, bint own=False) noexcept nogil:
     cdef double one = 1.0, zero = 0.0
     cdef float onef = 1.0, zerof = 0.0
     cdef int ldc = n if n > 0 else 1
@@ -508,8 +538,7 @@ cdef void _gemm2d(int typ, char ta, int lda, char *pa, char tb, int ldb, char *p
         else:
             _gemv(typ, b'T', k, n, pb, ldb, pa, 1 if ta == b'N' else lda, pc)
         return
-    if typ == cnp.NPY_DOUBLE and _own_gemm and tb == b'N' and n >= 24 and \
-            <double>m * n * k <= 6.7e7:
+    if own and typ == cnp.NPY_DOUBLE and tb == b'N' and n >= 8:
         # B row-major: graphad's AVX-512 kernel (csrc/ga_gemm.c); A may be either layout
         if ta == b'N':
             ga_gemm_d(m, n, k, <double*>pa, lda, 1, <double*>pb, ldb, <double*>pc, ldc)
@@ -548,9 +577,11 @@ cdef int _measure_thin_flip(object a, object b):
 cdef object _gemm(object A, object B, bint may_flip=True):
     """C = A @ B for 2-D float arrays of one dtype; transposed views go to BLAS uncopied."""
     global _thin_flip
-    cdef cnp.ndarray a = <cnp.ndarray>A, b = <cnp.ndarray>B, c
+    cdef cnp.ndarray a = <cnp.ndarray>A, b = <cnp.ndarray>B, c, at
     cdef char ta, tb
     cdef int lda, ldb, m, n, k
+    cdef double *pat
+    cdef bint own
     cdef int typ = cnp.PyArray_TYPE(a)
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(a)
     if not _blas_layout(a, item, &ta, &lda):
@@ -567,6 +598,20 @@ cdef object _gemm(object A, object B, bint may_flip=True):
     dims[1] = n
     if k == 0 or m == 0 or n == 0:
         return cnp.PyArray_ZEROS(2, dims, typ, 0)
+    own = typ == cnp.NPY_DOUBLE and _use_own_gemm(<double>m * n * k)
+    if own and tb == b'T' and ta == b'N' and m >= 8 and n >= 2:
+        # B column-major (a transposed weight, W^T): C^T = B^T A^T has a row-major left operand
+        # and, once A^T is packed (m k copies), a row-major right one; C is returned as the
+        # transposed view of C^T
+        at = np.ascontiguousarray(a.T)
+        dims[0] = n
+        dims[1] = m
+        c = new_array(2, dims, typ)
+        pat = <double*>cnp.PyArray_DATA(at)
+        with nogil:
+            ga_gemm_d(n, m, k, <double*>cnp.PyArray_DATA(b), ldb, 1, pat, m,
+                      <double*>cnp.PyArray_DATA(c), m)
+        return c.T
     if may_flip and 1 < m <= 64 and 4 * m <= n and k * n >= 8192:
         if _thin_flip < 0:
             _thin_flip = _measure_thin_flip(a, b)
@@ -575,7 +620,7 @@ cdef object _gemm(object A, object B, bint may_flip=True):
     c = new_array(2, dims, typ)
     with nogil:
         _gemm2d(typ, ta, lda, <char*>cnp.PyArray_DATA(a), tb, ldb, <char*>cnp.PyArray_DATA(b),
-                m, n, k, <char*>cnp.PyArray_DATA(c))
+                m, n, k, <char*>cnp.PyArray_DATA(c), own)
     return c
 
 

@@ -426,17 +426,20 @@ def test_axpy(dtype):
 @pytest.mark.skipif(not K.own_gemm_available(),
                     reason="graphad's own GEMM needs a CPU with AVX-512")
 @pytest.mark.parametrize("m,k,n", [(2, 1, 24), (3, 7, 25), (4, 64, 31), (5, 3, 47), (9, 17, 48),
-                                   (13, 64, 100), (1, 8, 24), (31, 33, 129)])
+                                   (13, 64, 100), (1, 8, 24), (31, 33, 129), (6, 5, 8),
+                                   (7, 9, 9), (10, 256, 10), (11, 3, 15), (17, 40, 23)])
 def test_own_gemm_matches_blas(m, k, n):
-    # every tile shape and tail (rows % 4, 24- and 8-wide strips, the last < 8 columns), with
-    # A row- or column-major and B a row-major view whose rows are longer than n
+    # every tile shape and tail (rows % 4, 24- and 8-wide strips, the masked last < 8 columns),
+    # with A row- or column-major and B row-major (rows longer than n) or column-major
     rng = np.random.default_rng(m * 1000 + n)
     A = rng.standard_normal((m, k))
     Bwide = rng.standard_normal((k, n + 5))
     prev = K.set_own_gemm(True)
     try:
         for a in (A, np.asfortranarray(A)):
-            for b in (Bwide[:, :n], np.ascontiguousarray(Bwide[:, :n])):
+            # B row-major (a view with longer rows, or contiguous) or column-major (W^T)
+            for b in (Bwide[:, :n], np.ascontiguousarray(Bwide[:, :n]),
+                      np.ascontiguousarray(Bwide[:, :n].T).T):
                 K.set_own_gemm(True)
                 own = K.matmul(a, b)
                 K.set_own_gemm(False)
