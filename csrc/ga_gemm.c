@@ -7,33 +7,36 @@
 
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
-/* One tile: rows (<= 4) of A times a strip of B 24 (or 8) columns wide, over all of k; the
- * 12 (or 4) accumulators stay in registers and C is stored once.  The loop bodies are spelled
- * out so that the compiler keeps every accumulator in a register. */
+/* One tile: up to 8 rows of A times a strip of B 24 columns wide, over all of k; the 24
+ * accumulators stay in registers (32 on AVX-512) and C is stored once.  Missing rows re-read
+ * row 0 and are not stored. */
 __attribute__((target("avx512f,fma")))
 static void tile24(ptrdiff_t rows, ptrdiff_t k, const double *a, ptrdiff_t ars, ptrdiff_t acs,
                    const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
 {
-    v8d c00 = {0}, c01 = {0}, c02 = {0}, c10 = {0}, c11 = {0}, c12 = {0};
-    v8d c20 = {0}, c21 = {0}, c22 = {0}, c30 = {0}, c31 = {0}, c32 = {0};
-    const double *a0 = a, *a1 = a + (rows > 1) * ars, *a2 = a + (rows > 2) * 2 * ars,
-                 *a3 = a + (rows > 3) * 3 * ars;     /* missing rows re-read row 0, unused */
+    v8d acc[8][3];
+    memset(acc, 0, sizeof acc);
+    const double *ap[8];
+    for (int i = 0; i < 8; ++i)
+        ap[i] = a + (i < rows ? i : 0) * ars;
     for (ptrdiff_t p = 0; p < k; ++p) {
         v8d b0, b1, b2;
         memcpy(&b0, b + p * ldb, 64);
         memcpy(&b1, b + p * ldb + 8, 64);
         memcpy(&b2, b + p * ldb + 16, 64);
-        double s0 = a0[p * acs], s1 = a1[p * acs], s2 = a2[p * acs], s3 = a3[p * acs];
-        c00 += s0 * b0; c01 += s0 * b1; c02 += s0 * b2;
-        c10 += s1 * b0; c11 += s1 * b1; c12 += s1 * b2;
-        c20 += s2 * b0; c21 += s2 * b1; c22 += s2 * b2;
-        c30 += s3 * b0; c31 += s3 * b1; c32 += s3 * b2;
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            double s = ap[i][p * acs];
+            acc[i][0] += s * b0;
+            acc[i][1] += s * b1;
+            acc[i][2] += s * b2;
+        }
     }
-    v8d out[4][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32}};
     for (ptrdiff_t i = 0; i < rows; ++i)
-        memcpy(c + i * ldc, out[i], sizeof out[i]);
+        memcpy(c + i * ldc, acc[i], sizeof acc[i]);
 }
 
+/* The narrower strips (8 columns, then fewer under a mask) take 4 rows at a time. */
 __attribute__((target("avx512f,fma")))
 static void tile8(ptrdiff_t rows, ptrdiff_t k, const double *a, ptrdiff_t ars, ptrdiff_t acs,
                   const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
@@ -84,8 +87,8 @@ void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t
     ptrdiff_t j = 0;
     /* strips of B (k x 24) stay in cache while every 4-row block of A goes past them */
     for (; j + 24 <= n; j += 24)
-        for (ptrdiff_t i = 0; i < m; i += 4)
-            tile24(m - i < 4 ? m - i : 4, k, a + i * ars, ars, acs, b + j, ldb,
+        for (ptrdiff_t i = 0; i < m; i += 8)
+            tile24(m - i < 8 ? m - i : 8, k, a + i * ars, ars, acs, b + j, ldb,
                    c + i * ldc + j, ldc);
     for (; j + 8 <= n; j += 8)
         for (ptrdiff_t i = 0; i < m; i += 4)
