@@ -85,7 +85,7 @@ void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t
                ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
 {
     ptrdiff_t j = 0;
-    /* strips of B (k x 24) stay in cache while every 4-row block of A goes past them */
+    /* strips of B (k x 24) stay in cache while every 8-row block of A goes past them */
     for (; j + 24 <= n; j += 24)
         for (ptrdiff_t i = 0; i < m; i += 8)
             tile24(m - i < 8 ? m - i : 8, k, a + i * ars, ars, acs, b + j, ldb,
