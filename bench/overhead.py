@@ -133,27 +133,25 @@ def mlp_numpy(Ws, bs, X, y):
     return loss, grads
 
 
-def mlp_graphad(params, X, y):
-    n = len(y)
+def _mlp_logits(params, X, relu):
     h = X
     k = len(params) // 2
     for i in range(k):
         h = h @ params[2 * i] + params[2 * i + 1]
         if i < k - 1:
-            h = ga.relu(h)
-    loss = -ga.mean(ga.log_softmax(h, axis=1)[np.arange(n), y])
+            h = relu(h)
+    return h
+
+
+def mlp_graphad(params, X, y):
+    logp = ga.log_softmax(_mlp_logits(params, X, ga.relu), axis=1)
+    loss = -ga.mean(logp[np.arange(len(y)), y])
     loss.backward()
     return loss
 
 
 def mlp_torch(params, X, y):
-    h = X
-    k = len(params) // 2
-    for i in range(k):
-        h = h @ params[2 * i] + params[2 * i + 1]
-        if i < k - 1:
-            h = torch.relu(h)
-    loss = torch.nn.functional.cross_entropy(h, y)
+    loss = torch.nn.functional.cross_entropy(_mlp_logits(params, X, torch.relu), y)
     loss.backward()
     return loss
 
