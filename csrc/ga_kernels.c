@@ -96,6 +96,9 @@ DEFINE_UNARY(ga_unary_d, double, )
 DEFINE_UNARY(ga_unary_f, float, f)
 #undef T
 
+/* Transposes go tile by tile, so that the rows read and the rows written both stay in L1. */
+#define GA_TILE 16
+
 #define DEFINE_REST(SFX, T)                                            \
 void ga_accumulate_##SFX(ptrdiff_t n, T *acc, const T *x)             \
 {                                                                      \
@@ -127,6 +130,18 @@ double ga_sum_##SFX(ptrdiff_t n, const T *x) { return pairwise_##SFX(n, x); } \
 void ga_axpy_##SFX(ptrdiff_t n, T alpha, const T *x, T *y)            \
 {                                                                      \
     for (ptrdiff_t i = 0; i < n; ++i) y[i] += alpha * x[i];           \
+}                                                                      \
+void ga_transpose_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x,   \
+                        ptrdiff_t ldx, T *out)                         \
+{                                                                      \
+    for (ptrdiff_t i0 = 0; i0 < rows; i0 += GA_TILE)                   \
+        for (ptrdiff_t j0 = 0; j0 < cols; j0 += GA_TILE) {             \
+            ptrdiff_t i1 = i0 + GA_TILE < rows ? i0 + GA_TILE : rows;  \
+            ptrdiff_t j1 = j0 + GA_TILE < cols ? j0 + GA_TILE : cols;  \
+            for (ptrdiff_t j = j0; j < j1; ++j)                        \
+                for (ptrdiff_t i = i0; i < i1; ++i)                    \
+                    out[j * rows + i] = x[i * ldx + j];                \
+        }                                                              \
 }
 
 DEFINE_REST(d, double)

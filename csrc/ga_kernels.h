@@ -40,6 +40,10 @@ void ga_accumulate_f(ptrdiff_t n, float *acc, const float *x);
 void ga_sum_rows_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, double *out);
 void ga_sum_rows_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, float *out);
 
+/* out = x^T, C-contiguous (cols, rows), for a (rows, cols) x with row stride ldx */
+void ga_transpose_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, ptrdiff_t ldx, double *out);
+void ga_transpose_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, ptrdiff_t ldx, float *out);
+
 /* sum of n contiguous values, pairwise for accuracy (as NumPy does) */
 double ga_sum_d(ptrdiff_t n, const double *x);
 double ga_sum_f(ptrdiff_t n, const float *x);

@@ -13,6 +13,7 @@ cdef extern from "ga_kernels.h":
 cpdef object binary(int op, object a, object b)
 cpdef object unary(int op, object x)
 cpdef object broadcast_to(object x, tuple shape)
+cpdef object contiguous(object x)
 cpdef object matmul(object a, object b)
 cpdef object accumulate(object acc, object x)
 cpdef object sum_rows(object x)

@@ -714,7 +714,7 @@ cdef object _rows(x, Py_ssize_t start, Py_ssize_t k):
     """x[start:start + k] (a contiguous copy of an array; a recorded slice of a Tensor)."""
     if type(x) is Tensor:
         return getitem_(x, (slice(start, start + k),))
-    return np.ascontiguousarray(x[start:start + k])
+    return K.contiguous(x[start:start + k])
 
 cdef object _block_times(g, x):
     """g @ x for a block g (lead + (k,)) and a matrix or vector x; rows of x when g is a unit

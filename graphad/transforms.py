@@ -11,6 +11,7 @@ import functools
 import numpy as np
 
 from graphad import _core
+from graphad import _kernels as K
 from graphad._core import Tensor
 from graphad._prims import P_ID, unit_block
 
@@ -228,8 +229,9 @@ def _block_to_jacobian(block, in_axes_first, out_shape, in_shape, nested):
         perm = tuple(range(1, nd + 1)) + (0,)
         if nested:
             block = _ops().transpose(block, perm)
-        else:
-            block = np.ascontiguousarray(np.moveaxis(block, 0, -1) if nd > 1 else block.T)
+        else:                           # one tiled transpose of the (n, size) matrix
+            n = block.shape[0]
+            block = K.contiguous(np.reshape(block, (n, -1)).T)
     shape = tuple(out_shape) + tuple(in_shape)
     return _ops().reshape(block, shape) if nested else np.reshape(block, shape)
 

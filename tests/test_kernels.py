@@ -423,6 +423,21 @@ def test_axpy(dtype):
     np.testing.assert_array_equal(x, np.arange(4))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("rows,cols", [(1, 1), (1, 40), (40, 1), (16, 16), (17, 33), (100, 7),
+                                       (0, 5), (5, 0)])
+def test_contiguous_transposes_column_major_matrices(rows, cols, dtype):
+    x = np.random.default_rng(rows * 100 + cols).standard_normal((cols + 3, rows)).astype(dtype)
+    for v in (x[:cols].T, x[:cols, ::-1].T, x.T[:, 2:], np.asfortranarray(x[:cols].T)):
+        got = K.contiguous(v)
+        assert got.flags.c_contiguous and got.dtype == dtype
+        np.testing.assert_array_equal(got, v)
+        assert not np.shares_memory(got, x) or v.flags.c_contiguous
+    c = np.ascontiguousarray(x)
+    assert K.contiguous(c) is c
+    np.testing.assert_array_equal(K.contiguous([[1.0, 2.0]]), [[1.0, 2.0]])
+
+
 @pytest.mark.skipif(not K.own_gemm_available(),
                     reason="graphad's own GEMM needs a CPU with AVX-512")
 @pytest.mark.parametrize("m,k,n", [(2, 1, 24), (3, 7, 25), (4, 64, 31), (5, 3, 47), (9, 17, 48),
@@ -439,9 +454,11 @@ def test_own_gemm_matches_blas(m, k, n):
         for a in (A, np.asfortranarray(A)):
             # B row-major (a view with longer rows, or contiguous) or column-major (W^T)
             for b in (Bwide[:, :n], np.ascontiguousarray(Bwide[:, :n]),
-                      np.ascontiguousarray(Bwide[:, :n].T).T):
+                      np.ascontiguousarray(Bwide[:, :n].T).T,
+                      np.ascontiguousarray(Bwide.T)[:n].T):      # column-major, long columns
                 K.set_own_gemm(True)
                 own = K.matmul(a, b)
+                assert own.flags.c_contiguous
                 K.set_own_gemm(False)
                 blas = K.matmul(a, b)
                 np.testing.assert_allclose(own, blas, rtol=1e-13, atol=1e-13 * k)
