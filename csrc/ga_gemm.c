@@ -7,97 +7,124 @@
 
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
-/* One tile: up to 8 rows of A times a strip of B 24 columns wide, over all of k; the 24
- * accumulators stay in registers (32 on AVX-512) and C is stored once.  Missing rows re-read
- * row 0 and are not stored. */
-__attribute__((target("avx512f,fma")))
-static void tile24(ptrdiff_t rows, ptrdiff_t k, const double *a, ptrdiff_t ars, ptrdiff_t acs,
-                   const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+/* One tile: R rows of A (R <= 8 with V <= 3, or R <= 12 with V <= 2; rows <= R are real; missing ones re-read row 0 and are not stored)
+ * times a strip of B of V vectors of 8 columns, the last one under the lane mask `last`, over
+ * all of k.  The R*V accumulators stay in registers (32 on AVX-512) and C is stored once.
+ * R and V are compile-time constants in each instance.  With few accumulators the FMA
+ * latency would bind, so small tiles keep even and odd p in separate sums. */
+#define STEP(ACC, P) do {                                                         \
+    const double *bp = b + (P) * ldb;                                               \
+    v8d bv[3];                                                                      \
+    _Pragma("GCC unroll 3")                                                         \
+    for (int v = 0; v < V; ++v)                                                     \
+        bv[v] = (v8d)_mm512_maskz_loadu_pd(v < V - 1 ? (__mmask8)0xFF : last,       \
+                                           bp + 8 * v);                             \
+    _Pragma("GCC unroll 12")                                                        \
+    for (int i = 0; i < R; ++i) {                                                   \
+        double x = ap[i][(P) * acs];                                                \
+        _Pragma("GCC unroll 3")                                                     \
+        for (int v = 0; v < V; ++v)                                                 \
+            ACC[i][v] += x * bv[v];                                                 \
+    }                                                                               \
+} while (0)
+
+__attribute__((target("avx512f,fma"), always_inline))
+static inline void tile(const int R, const int V, ptrdiff_t rows, __mmask8 last, ptrdiff_t k,
+                        const double *a, ptrdiff_t ars, ptrdiff_t acs, const double *b,
+                        ptrdiff_t ldb, double *c, ptrdiff_t ldc)
 {
-    v8d acc[8][3];
-    memset(acc, 0, sizeof acc);
-    const double *ap[8];
-    for (int i = 0; i < 8; ++i)
+    const int two = R * V <= 6;         /* two sums: even and odd p */
+    v8d acc[12][3], acc2[12][3];
+    const double *ap[12];
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) {
         ap[i] = a + (i < rows ? i : 0) * ars;
-    for (ptrdiff_t p = 0; p < k; ++p) {
-        v8d b0, b1, b2;
-        memcpy(&b0, b + p * ldb, 64);
-        memcpy(&b1, b + p * ldb + 8, 64);
-        memcpy(&b2, b + p * ldb + 16, 64);
-#pragma GCC unroll 8
-        for (int i = 0; i < 8; ++i) {
-            double s = ap[i][p * acs];
-            acc[i][0] += s * b0;
-            acc[i][1] += s * b1;
-            acc[i][2] += s * b2;
+#pragma GCC unroll 3
+        for (int v = 0; v < V; ++v)
+            acc[i][v] = acc2[i][v] = (v8d){0};
+    }
+    ptrdiff_t p = 0;
+    if (two)
+        for (; p + 2 <= k; p += 2) {
+            STEP(acc, p);
+            STEP(acc2, p + 1);
+        }
+    for (; p < k; ++p)
+        STEP(acc, p);
+#pragma GCC unroll 12
+    for (int i = 0; i < R; ++i) {      /* constant indices keep acc in registers */
+        if (i >= rows)
+            break;
+#pragma GCC unroll 3
+        for (int v = 0; v < V; ++v) {
+            v8d r = two ? acc[i][v] + acc2[i][v] : acc[i][v];
+            _mm512_mask_storeu_pd(c + i * ldc + 8 * v, v < V - 1 ? (__mmask8)0xFF : last,
+                                  (__m512d)r);
         }
     }
-    for (ptrdiff_t i = 0; i < rows; ++i)
-        memcpy(c + i * ldc, acc[i], sizeof acc[i]);
 }
 
-/* The narrower strips (8 columns, then fewer under a mask) take 4 rows at a time. */
-__attribute__((target("avx512f,fma")))
-static void tile8(ptrdiff_t rows, ptrdiff_t k, const double *a, ptrdiff_t ars, ptrdiff_t acs,
-                  const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+typedef void (*tile_fn)(ptrdiff_t, __mmask8, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t,
+                        const double *, ptrdiff_t, double *, ptrdiff_t);
+
+#define TILE(R, V)                                                                     \
+__attribute__((target("avx512f,fma")))                                                 \
+static void tile_##R##x##V(ptrdiff_t rows, __mmask8 last, ptrdiff_t k, const double *a, \
+                           ptrdiff_t ars, ptrdiff_t acs, const double *b, ptrdiff_t ldb, \
+                           double *c, ptrdiff_t ldc)                                   \
+{                                                                                      \
+    tile(R, V, rows, last, k, a, ars, acs, b, ldb, c, ldc);                           \
+}
+TILE(8, 1) TILE(8, 2) TILE(8, 3)
+TILE(4, 1) TILE(4, 2) TILE(4, 3)
+TILE(2, 1) TILE(2, 2) TILE(2, 3)
+TILE(1, 1) TILE(1, 2) TILE(1, 3)
+TILE(9, 1) TILE(9, 2) TILE(10, 1) TILE(10, 2) TILE(11, 1) TILE(11, 2) TILE(12, 1) TILE(12, 2)
+
+/* [row class][vectors - 1]: 8 rows at a time, the last < 8 rows with the smallest tile that
+ * holds them */
+static const tile_fn TILES[4][3] = {
+    {tile_8x1, tile_8x2, tile_8x3}, {tile_4x1, tile_4x2, tile_4x3},
+    {tile_2x1, tile_2x2, tile_2x3}, {tile_1x1, tile_1x2, tile_1x3},
+};
+
+/* [rows - 9][vectors - 1]: products with 9-12 rows in all */
+static const tile_fn TILES_9_12[4][2] = {
+    {tile_9x1, tile_9x2}, {tile_10x1, tile_10x2}, {tile_11x1, tile_11x2}, {tile_12x1, tile_12x2},
+};
+
+static void strip(ptrdiff_t m, ptrdiff_t width, ptrdiff_t k, const double *a, ptrdiff_t ars,
+                  ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
 {
-    v8d c0 = {0}, c1 = {0}, c2 = {0}, c3 = {0};
-    const double *a0 = a, *a1 = a + (rows > 1) * ars, *a2 = a + (rows > 2) * 2 * ars,
-                 *a3 = a + (rows > 3) * 3 * ars;
-    for (ptrdiff_t p = 0; p < k; ++p) {
-        v8d b0;
-        memcpy(&b0, b + p * ldb, 64);
-        c0 += a0[p * acs] * b0;
-        c1 += a1[p * acs] * b0;
-        c2 += a2[p * acs] * b0;
-        c3 += a3[p * acs] * b0;
+    int vectors = (int)((width + 7) / 8);
+    int tail = (int)(width - 8 * (vectors - 1));
+    __mmask8 last = (__mmask8)((1u << tail) - 1u);
+    for (ptrdiff_t i = 0; i < m; i += 8) {
+        ptrdiff_t rows = m - i < 8 ? m - i : 8;
+        int cls = rows > 4 ? 0 : rows > 2 ? 1 : rows == 2 ? 2 : 3;
+        TILES[cls][vectors - 1](rows, last, k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc);
     }
-    v8d out[4] = {c0, c1, c2, c3};
-    for (ptrdiff_t i = 0; i < rows; ++i)
-        memcpy(c + i * ldc, &out[i], sizeof out[i]);
 }
 
-/* As tile8, for a strip of width < 8: loads and stores under a lane mask never touch memory
- * past the matrices' last column. */
-__attribute__((target("avx512f,fma")))
-static void tile_masked(ptrdiff_t rows, ptrdiff_t k, const double *a, ptrdiff_t ars,
-                        ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc,
-                        int width)
-{
-    __mmask8 lanes = (__mmask8)((1u << width) - 1u);
-    __m512d c0 = _mm512_setzero_pd(), c1 = c0, c2 = c0, c3 = c0;
-    const double *a0 = a, *a1 = a + (rows > 1) * ars, *a2 = a + (rows > 2) * 2 * ars,
-                 *a3 = a + (rows > 3) * 3 * ars;
-    for (ptrdiff_t p = 0; p < k; ++p) {
-        __m512d b0 = _mm512_maskz_loadu_pd(lanes, b + p * ldb);
-        c0 = _mm512_fmadd_pd(_mm512_set1_pd(a0[p * acs]), b0, c0);
-        c1 = _mm512_fmadd_pd(_mm512_set1_pd(a1[p * acs]), b0, c1);
-        c2 = _mm512_fmadd_pd(_mm512_set1_pd(a2[p * acs]), b0, c2);
-        c3 = _mm512_fmadd_pd(_mm512_set1_pd(a3[p * acs]), b0, c3);
-    }
-    __m512d out[4] = {c0, c1, c2, c3};
-    for (ptrdiff_t i = 0; i < rows; ++i)
-        _mm512_mask_storeu_pd(c + i * ldc, lanes, out[i]);
-}
-
-__attribute__((target("avx512f,fma")))
 void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
                ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
 {
-    ptrdiff_t j = 0;
-    /* strips of B (k x 24) stay in cache while every 8-row block of A goes past them */
-    for (; j + 24 <= n; j += 24)
-        for (ptrdiff_t i = 0; i < m; i += 8)
-            tile24(m - i < 8 ? m - i : 8, k, a + i * ars, ars, acs, b + j, ldb,
-                   c + i * ldc + j, ldc);
-    for (; j + 8 <= n; j += 8)
-        for (ptrdiff_t i = 0; i < m; i += 4)
-            tile8(m - i < 4 ? m - i : 4, k, a + i * ars, ars, acs, b + j, ldb,
-                  c + i * ldc + j, ldc);
-    if (j < n)                              /* the last < 8 columns, under a mask */
-        for (ptrdiff_t i = 0; i < m; i += 4)
-            tile_masked(m - i < 4 ? m - i : 4, k, a + i * ars, ars, acs, b + j, ldb,
-                        c + i * ldc + j, ldc, (int)(n - j));
+    if (m > 8 && m <= 12) {
+        /* 9-12 rows (a block of ten cotangents): all in one pass over B, 16 columns at a
+         * time, rather than 8 rows and then a short tile that reads B again */
+        for (ptrdiff_t j = 0; j < n; j += 16) {
+            ptrdiff_t width = n - j < 16 ? n - j : 16;
+            int tail = (int)(width > 8 ? width - 8 : width);
+            __mmask8 last = (__mmask8)((1u << tail) - 1u);
+            TILES_9_12[m - 9][width > 8](m, last, k, a, ars, acs, b + j, ldb, c + j, ldc);
+        }
+        return;
+    }
+    /* strips of B (k x 24) stay in cache while every 8-row block of A goes past them; the
+     * last strip is narrower, its last vector under a mask that never touches memory past
+     * the matrices' last column */
+    for (ptrdiff_t j = 0; j < n; j += 24)
+        strip(m, n - j < 24 ? n - j : 24, k, a, ars, acs, b + j, ldb, c + j, ldc);
 }
 
 int ga_gemm_available(void)

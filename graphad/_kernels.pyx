@@ -691,7 +691,7 @@ cdef object _gemm(object A, object B, bint may_flip=True):
             return _from_column_major(c.T)
         b = _from_column_major(b)
         _blas_layout(b, item, &tb, &ldb)
-    if may_flip and 1 < m <= 64 and 4 * m <= n and k * n >= 8192:
+    if may_flip and not own and 1 < m <= 64 and 4 * m <= n and k * n >= 8192:
         if _thin_flip < 0:
             _thin_flip = _measure_thin_flip(a, b)
         if _thin_flip == 1:
