@@ -680,7 +680,7 @@ cdef object _gemm(object A, object B, bint may_flip=True):
         # B column-major (a transposed weight, W^T), which graphad's kernel does not read:
         # pack the smaller operand with a tiled transpose.  Either B itself (k n copies), or,
         # when A is the smaller, A^T for C^T = B^T A^T, whose result is transposed back.
-        if n > m >= 8:
+        if n > m:
             at = _from_column_major(a.T)
             dims[0] = n
             dims[1] = m
