@@ -41,18 +41,33 @@ SIZES = (1, 10, 100, 1000)
 # ----------------------------------------------------------------------------------------------
 # timing
 
-def _time(fn, budget):
-    """Best time per call: calls are batched so that one batch takes >= ~budget/5 seconds,
-    and the best of five batches is kept (the usual timeit discipline)."""
+def _calibrate(fn, budget):
+    """Calls per batch, so that one batch takes about budget/5 seconds."""
     fn()                                             # warm up (and compile, for jit)
     t = timeit.Timer(fn)
     number = 1
     while True:
         dt = t.timeit(number)
         if dt >= budget / 5 or number >= 1 << 16:
-            break
+            return number
         number = max(2 * number, int(1.2 * number * (budget / 5) / max(dt, 1e-9)))
-    return min([dt] + t.repeat(4, number)) / number
+
+
+def _time(fn, budget):
+    """Best time per call over five batches (the usual timeit discipline)."""
+    number = _calibrate(fn, budget)
+    return min(timeit.Timer(fn).repeat(5, number)) / number
+
+
+def _time_interleaved(cases, budget, rounds=5):
+    """Best time per call of each case, the cases timed in turn, round after round: the
+    frameworks compared at one grid point see the same machine (this one is shared)."""
+    timers = {k: (timeit.Timer(fn), _calibrate(fn, budget)) for k, fn in cases.items()}
+    best = dict.fromkeys(cases, float("inf"))
+    for _ in range(rounds):
+        for k, (timer, number) in timers.items():
+            best[k] = min(best[k], timer.timeit(number) / number)
+    return best
 
 
 def _fmt(t):
@@ -149,21 +164,19 @@ def bench_grid(sizes, budget, frameworks, loops_upto):
             row = {"n": n, "m": m}
             cases = graphad_cases(W1, W2, x)
             _check(cases, J, ["jacfwd", "jacrev"], np.asarray)
-            for k in ("eval", "jacfwd", "jacrev"):
-                row[k] = _time(cases[k], budget)
-            # the loops are n (m) sweeps: time them where that is affordable
-            row["jvp_loop"] = _time(cases["jvp_loop"], budget) if n <= loops_upto else None
-            row["vjp_loop"] = _time(cases["vjp_loop"], budget) if m <= loops_upto else None
+            timed = {k: cases[k] for k in ("eval", "jacfwd", "jacrev")}
             if "jax" in frameworks:
                 jc = jax_cases(W1, W2, x)
                 _check(jc, J, list(jc), np.asarray)
-                for k, fn in jc.items():
-                    row[k] = _time(fn, budget)
+                timed.update(jc)
             if "torch" in frameworks:
                 tc = torch_cases(W1, W2, x)
                 _check(tc, J, list(tc), lambda t: t.numpy())
-                for k, fn in tc.items():
-                    row[k] = _time(fn, budget)
+                timed.update(tc)
+            row.update(_time_interleaved(timed, budget))
+            # the loops are n (m) sweeps: time them where that is affordable
+            row["jvp_loop"] = _time(cases["jvp_loop"], budget) if n <= loops_upto else None
+            row["vjp_loop"] = _time(cases["vjp_loop"], budget) if m <= loops_upto else None
             rows.append(row)
             print(f"  n={n:5d} m={m:5d}  eval {_fmt(row['eval'])}  jacfwd {_fmt(row['jacfwd'])}"
                   f"  jacrev {_fmt(row['jacrev'])}", file=sys.stderr, flush=True)
@@ -191,9 +204,8 @@ def bench_second_order(budget, frameworks):
     assert np.allclose(Hv, H_true @ v, rtol=1e-10, atol=1e-12), "graphad hvp is wrong"
     assert np.allclose(g, g_true, rtol=1e-10, atol=1e-12)
     grad_f, hess_f = ga.grad(f), ga.hessian(f)
-    res = {"grad": _time(lambda: grad_f(x), budget),
-           "hvp": _time(lambda: ga.hvp(f, (x,), (v,)), budget),
-           "hessian": _time(lambda: hess_f(x), budget)}
+    cases = {"grad": lambda: grad_f(x), "hvp": lambda: ga.hvp(f, (x,), (v,)),
+             "hessian": lambda: hess_f(x)}
     if "jax" in frameworks:
         import jax
         import jax.numpy as jnp
@@ -205,10 +217,10 @@ def bench_second_order(budget, frameworks):
         gradj = jax.jit(jax.grad(fj))
         hvpj = jax.jit(lambda x, v: jax.jvp(jax.grad(fj), (x,), (v,)))
         assert np.allclose(np.asarray(hess(xj)), H_true, rtol=1e-10, atol=1e-12)
-        res["jax_jit_hessian"] = _time(lambda: hess(xj).block_until_ready(), budget)
-        res["jax_jit_grad"] = _time(lambda: gradj(xj).block_until_ready(), budget)
-        res["jax_jit_hvp"] = _time(lambda: hvpj(xj, vj)[1].block_until_ready(), budget)
-        res["jax_hessian"] = _time(lambda: jax.hessian(fj)(xj).block_until_ready(), budget)
+        cases["jax_jit_hessian"] = lambda: hess(xj).block_until_ready()
+        cases["jax_jit_grad"] = lambda: gradj(xj).block_until_ready()
+        cases["jax_jit_hvp"] = lambda: hvpj(xj, vj)[1].block_until_ready()
+        cases["jax_hessian"] = lambda: jax.hessian(fj)(xj).block_until_ready()
     if "torch" in frameworks:
         import torch
         import torch.func
@@ -218,8 +230,8 @@ def bench_second_order(budget, frameworks):
             return torch.sum(torch.log(1 + torch.exp(At @ x))) + 0.5 * (x @ x)
         ht = torch.func.hessian(ft)
         assert np.allclose(ht(xt).numpy(), H_true, rtol=1e-10, atol=1e-12)
-        res["torch_hessian"] = _time(lambda: ht(xt), budget)
-    return res
+        cases["torch_hessian"] = lambda: ht(xt)
+    return _time_interleaved(cases, budget)
 
 
 # ----------------------------------------------------------------------------------------------
