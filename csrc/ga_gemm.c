@@ -127,6 +127,76 @@ void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t
         strip(m, n - j < 24 ? n - j : 24, k, a, ars, acs, b + j, ldb, c + j, ldc);
 }
 
+/* C = A B^T for a few rows of A (m <= 4) and B n x k, both row-major: dot products along k,
+ * so that every lane does useful work and B is read once at full width (the broadcast tiles
+ * above would use m of 8 lanes).  Four rows of B at a time: 4m accumulators. */
+__attribute__((target("avx512f,fma"), always_inline))
+static inline void dots(const int M, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
+                        const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+{
+    __mmask8 tail = (__mmask8)((1u << (k % 8)) - 1u);
+    ptrdiff_t k8 = k - k % 8;
+    for (ptrdiff_t j = 0; j < n; j += 4) {
+        const int J = n - j < 4 ? (int)(n - j) : 4;
+        const double *bp[4];
+        __m512d acc[4][4];
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) {
+            bp[q] = b + (j + (q < J ? q : 0)) * ldb;
+#pragma GCC unroll 4
+            for (int i = 0; i < M; ++i)
+                acc[i][q] = _mm512_setzero_pd();
+        }
+#define DOT_STEP(LANES)                                                             \
+        do {                                                                        \
+            __m512d av[4];                                                          \
+            _Pragma("GCC unroll 4")                                                 \
+            for (int i = 0; i < M; ++i)                                             \
+                av[i] = _mm512_maskz_loadu_pd(LANES, a + i * lda + p);              \
+            _Pragma("GCC unroll 4")                                                 \
+            for (int q = 0; q < 4; ++q) {                                           \
+                __m512d bv = _mm512_maskz_loadu_pd(LANES, bp[q] + p);               \
+                _Pragma("GCC unroll 4")                                             \
+                for (int i = 0; i < M; ++i)                                         \
+                    acc[i][q] = _mm512_fmadd_pd(av[i], bv, acc[i][q]);              \
+            }                                                                       \
+        } while (0)
+        ptrdiff_t p = 0;
+        for (; p < k8; p += 8)
+            DOT_STEP((__mmask8)0xFF);
+        if (tail)
+            DOT_STEP(tail);
+#undef DOT_STEP
+#pragma GCC unroll 4
+        for (int i = 0; i < M; ++i)
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; ++q)
+                if (q < J)
+                    c[i * ldc + j + q] = _mm512_reduce_add_pd(acc[i][q]);
+    }
+}
+
+#define DOTS(M)                                                                         \
+__attribute__((target("avx512f,fma")))                                                  \
+static void dots_##M(ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,         \
+                     const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)         \
+{                                                                                       \
+    dots(M, n, k, a, lda, b, ldb, c, ldc);                                             \
+}
+DOTS(1) DOTS(2) DOTS(3) DOTS(4)
+
+void ga_gemm_nt_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
+                  const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+{
+    static void (*const by_rows[4])(ptrdiff_t, ptrdiff_t, const double *, ptrdiff_t,
+                                    const double *, ptrdiff_t, double *, ptrdiff_t) = {
+        dots_1, dots_2, dots_3, dots_4};
+    for (ptrdiff_t i = 0; i < m; i += 4) {
+        ptrdiff_t rows = m - i < 4 ? m - i : 4;
+        by_rows[rows - 1](n, k, a + i * lda, lda, b, ldb, c + i * ldc, ldc);
+    }
+}
+
 int ga_gemm_available(void)
 {
     __builtin_cpu_init();
@@ -141,6 +211,11 @@ void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t
 {
     (void)m; (void)n; (void)k; (void)a; (void)ars; (void)acs; (void)b; (void)ldb; (void)c;
     (void)ldc;
+}
+void ga_gemm_nt_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
+                  const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+{
+    (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc;
 }
 
 #endif

@@ -18,4 +18,10 @@ int ga_gemm_available(void);
 void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
                ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
 
+/* C = A B^T with A m x k (row stride lda) and B n x k (row stride ldb), both row-major, by dot
+ * products: for the thin products (a value and a few tangents times a weight) where m is
+ * small (it is best for m <= 4).  Same conditions as ga_gemm_d. */
+void ga_gemm_nt_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
+                  const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+
 #endif

@@ -539,6 +539,8 @@ cdef extern from "ga_gemm.h" nogil:
     int ga_gemm_available()
     void ga_gemm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t ars,
                    Py_ssize_t acs, const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
+    void ga_gemm_nt_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t lda,
+                      const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
 
 # float64 products with a row-major right operand (or, transposed, a column-major one) use
 # graphad's AVX-512 kernel where the CPU has AVX-512 (see csrc/ga_gemm.h for why) and BLAS would
@@ -677,9 +679,16 @@ cdef object _gemm(object A, object B, bint may_flip=True):
         return cnp.PyArray_ZEROS(2, dims, typ, 0)
     own = typ == cnp.NPY_DOUBLE and _use_own_gemm(<double>m * n * k)
     if own and tb == b'T' and ta == b'N' and m > 1 and n > 1:
-        # B column-major (a transposed weight, W^T), which graphad's kernel does not read:
-        # pack the smaller operand with a tiled transpose.  Either B itself (k n copies), or,
-        # when A is the smaller, A^T for C^T = B^T A^T, whose result is transposed back.
+        # B column-major (a transposed weight, W^T), which graphad's kernel does not read.
+        # A few rows (a value and its tangents times a weight): dot products, B read once.
+        # Otherwise pack the smaller operand with a tiled transpose: either B itself (k n
+        # copies), or A^T for C^T = B^T A^T, whose result is transposed back.
+        if m <= 4:
+            c = new_array(2, dims, typ)
+            with nogil:
+                ga_gemm_nt_d(m, n, k, <double*>cnp.PyArray_DATA(a), lda,
+                             <double*>cnp.PyArray_DATA(b), ldb, <double*>cnp.PyArray_DATA(c), n)
+            return c
         if n > m:
             at = _from_column_major(a.T)
             dims[0] = n
