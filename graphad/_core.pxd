@@ -6,6 +6,7 @@ cdef class Prim:
     cdef public object fwd      # fwd(params, *inputs) -> out, or (out, saved) when `saves`
     cdef public object vjp      # vjp(node, g) -> tuple of input cotangents (None means zero)
     cdef public object jvp      # jvp(node, tangents) -> output tangent (None means zero)
+    cdef public object fused    # fused(params, raw, tangents) -> (out, tangent), or None
     cdef public bint saves
     cdef public int kernel      # 1 / 2: fwd is the unary / binary C kernel `code` (a fast path)
     cdef public int code
@@ -27,6 +28,10 @@ cdef class Tensor:
     cdef long _need
     cdef long _src
     cdef bint _freed
+    # eager forward mode: the tangent computed with the value, valid when _tan_at is the
+    # stamp of the forward evaluation in progress
+    cdef object _tan
+    cdef long _tan_at
     cdef object __weakref__
 
 

@@ -36,6 +36,9 @@ cdef long _stamp = 0             # incremented by every sweep; marks what a swee
 cdef long _sweep = 0             # the stamp of the sweep now running
 cdef object _O = None            # the ops module (graphad._prims), installed at import
 cdef object _tracer = None       # graphad.compile's recorder, while it traces a function
+cdef long _fwd = 0               # the stamp of the eager forward evaluation in progress, or 0
+cdef Py_ssize_t _fwd_nlead = 0   # its tangents' leading batch axes
+cdef list _fwd_stack = []        # the evaluations it interrupted (forward_begin / forward_end)
 
 
 cdef Prim _P_ADD = None, _P_SUB = None, _P_MUL = None, _P_DIV = None   # the arithmetic
@@ -109,11 +112,12 @@ cdef class Prim:
     """A primitive operation: forward on arrays, VJP and JVP rules on nodes."""
 
     def __init__(self, str name, fwd, vjp=None, jvp=None, bint saves=False, int kernel=0,
-                 int code=0):
+                 int code=0, fused=None):
         self.name = name
         self.fwd = fwd
         self.vjp = vjp
         self.jvp = jvp
+        self.fused = fused
         self.saves = saves
         self.kernel = kernel
         self.code = code
@@ -159,11 +163,51 @@ cdef object forward(Prim p, object params, tuple raw):
     return p.fwd(params, *raw)
 
 
+cdef list _input_tangents(tuple args):
+    """The tangents the inputs carry in the eager forward evaluation (None for an input without
+    one), or None when none does."""
+    cdef list tans = None
+    cdef Py_ssize_t i, n = len(args)
+    for i in range(n):
+        a = args[i]
+        if type(a) is Tensor and (<Tensor>a)._tan_at == _fwd:
+            if tans is None:
+                tans = [None] * n
+            tans[i] = (<Tensor>a)._tan
+    return tans
+
+
+cdef object _eager_rule(object rule, object node_or_params, object x, object tans):
+    """Run a JVP (or fused) rule in the eager forward evaluation: on arrays, recording nothing."""
+    global _recording, _grad_enabled
+    prev_rec, prev_grad = _recording, _grad_enabled
+    _recording = _grad_enabled = False
+    try:
+        if x is None:
+            return rule(node_or_params, tans)
+        return rule(node_or_params, x, tans)
+    finally:
+        _recording, _grad_enabled = prev_rec, prev_grad
+
+
+cdef void _eager_tangent(Prim p, Tensor t, list tans) except *:
+    """Give the new node t its tangent in the eager forward evaluation (the JVP rule)."""
+    if p.jvp is None:
+        raise NotImplementedError(f"forward mode: no JVP rule for {p.name}")
+    v = _eager_rule(p.jvp, t, None, tans)
+    if v is not None:
+        if tuple(_shape_of(v)[_fwd_nlead:]) != t.data.shape:
+            v = _O.broadcast_to_(v, tuple(_shape_of(v)[:_fwd_nlead]) + t.data.shape)
+        t._tan = v
+        t._tan_at = _fwd
+
+
 cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     cdef Py_ssize_t i, n = len(args)
     cdef bint any_tensor = False, needs = False
     cdef Tensor t
     cdef tuple raw
+    cdef list tans = None
     for i in range(n):
         a = args[i]
         if type(a) is Tensor:
@@ -171,11 +215,19 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
             if (<Tensor>a)._requires_grad:
                 needs = True
     raw = unwrap_args(args) if any_tensor else args
-    res = forward(p, params, raw)
-    if p.saves:
-        res, saved = res
+    both = None
+    if _fwd != 0 and needs and _grad_enabled:
+        tans = _input_tangents(args)
+        if tans is not None and p.fused is not None:
+            both = _eager_rule(p.fused, params, raw, tans)    # (value, tangent), or None
+    if both is not None:
+        res, saved = both[0], None
     else:
-        saved = None
+        res = forward(p, params, raw)
+        if p.saves:
+            res, saved = res
+        else:
+            saved = None
     # anomaly mode checks what the user's program computes (apply); a rule's own intermediates
     # (call) may be infinite where the chain rule then multiplies by an exact zero (the where
     # trap), so the sweeps check the cotangents the rules return instead
@@ -200,6 +252,12 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
         t.parents = args
         t.params = params
         t.saved = saved
+    if tans is not None:
+        if both is not None:
+            t._tan = both[1]
+            t._tan_at = _fwd
+        else:
+            _eager_tangent(p, t, tans)
     if _tracer is not None:
         _tracer.record(p, args, params, t)
     return t
@@ -485,6 +543,10 @@ def make_node(Prim p, object data, tuple parents, object params=None, object sav
     t.parents = parents
     t.params = params
     t.saved = saved
+    if _fwd != 0 and _grad_enabled:
+        tans = _input_tangents(parents)
+        if tans is not None:
+            _eager_tangent(p, t, tans)
     if _tracer is not None:
         _tracer.opaque(p, t)
     return t
@@ -724,6 +786,40 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
         for t in order:
             if t is not None:
                 t._ct = None
+
+
+# Eager forward mode: while f runs between forward_begin and forward_end, every node made from
+# inputs that carry tangents gets its own tangent at once, from its primitive's JVP rule (or
+# together with its value, when the primitive has a fused rule: a matmul then reads its matrix
+# once for both).  Values and tangents go through the program side by side, like dual numbers,
+# with no graph traversal afterwards.  The transforms use it for a top-level jvp / jacfwd;
+# nested ones, whose sweeps must be recorded, run forward_sweep on the recorded graph instead.
+
+def tracing():
+    """Whether graphad.compile is tracing (it records sweeps, which eager mode has none of)."""
+    return _tracer is not None
+
+
+def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0):
+    """Start an eager forward evaluation with these tangents (shape lead + input.shape) on the
+    inputs; every forward_begin needs its forward_end."""
+    global _stamp, _fwd, _fwd_nlead
+    _fwd_stack.append((_fwd, _fwd_nlead))
+    _stamp += 1
+    _fwd, _fwd_nlead = _stamp, nlead
+    for x, v in zip(inputs, tangents):
+        (<Tensor>x)._tan = v
+        (<Tensor>x)._tan_at = _fwd
+
+
+def forward_end(list outputs):
+    """End the eager forward evaluation; returns the outputs' tangents (None where none
+    reached an output)."""
+    global _fwd, _fwd_nlead
+    res = [(<Tensor>o)._tan if type(o) is Tensor and (<Tensor>o)._tan_at == _fwd else None
+           for o in outputs]
+    _fwd, _fwd_nlead = _fwd_stack.pop()
+    return res
 
 
 def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,

@@ -40,10 +40,11 @@ cnp.import_array()
 REGISTRY = {}
 
 
-def defprim(name, fwd, vjp=None, jvp=None, saves=False, kernel=0, code=0):
+def defprim(name, fwd, vjp=None, jvp=None, saves=False, kernel=0, code=0, fused=None):
     """Register a primitive.  kernel=1/2 marks fwd as the unary/binary C kernel `code`, which
-    the engine then calls directly."""
-    p = Prim(name, fwd, vjp, jvp, saves, kernel, code)
+    the engine then calls directly.  fused(params, inputs, tangents) -> (out, tangent) or None
+    may compute the value and its tangent together in eager forward mode."""
+    p = Prim(name, fwd, vjp, jvp, saves, kernel, code, fused)
     REGISTRY[name] = p
     return p
 

@@ -163,6 +163,23 @@ def vjp(f, *primals, argnums=None):
     return (result[0] if kind is None else kind(result)), vjp_fn
 
 
+def _eager(trace):
+    """Whether forward mode can run eagerly (values and tangents together, _core.forward_begin):
+    at top level, where its sweep need not be recorded, and outside graphad.compile's tracing."""
+    return not trace.nested and not _core.tracing()
+
+
+def _run_eager(trace, f, kwargs, tangents, nlead):
+    """Run f with the sources carrying these tangents: (outputs, kind, their tangents)."""
+    _core.forward_begin(trace.sources, tangents, nlead)
+    outs = []
+    try:
+        outs, kind = _as_outputs(trace.run(f, kwargs))
+    finally:
+        touts = _core.forward_end(outs)
+    return outs, kind, touts
+
+
 def jvp(f, primals, tangents):
     """(f(*primals), J v): forward mode, one sweep that pushes the tangents through f's graph."""
     primals, tangents = tuple(primals), tuple(tangents)
@@ -171,13 +188,15 @@ def jvp(f, primals, tangents):
     trace = _Trace(primals, tuple(range(len(primals))))
     tans = [_coerce(trace, t, s, "jvp: tangent", "its primal")
             for s, t in zip(trace.sources, tangents)]
-    out = trace.run(f, {})
-    outs, kind = _as_outputs(out)
-    live = [o for o in outs if o.requires_grad]
-    if live:
-        res = _core.forward_sweep(trace.sources, tans, live, record=trace.nested)
-    it = iter(res if live else [])
-    touts = [next(it) if o.requires_grad else np.zeros(o.shape, o.dtype) for o in outs]
+    if _eager(trace):
+        outs, kind, touts = _run_eager(trace, f, {}, tans, 0)
+    else:
+        outs, kind = _as_outputs(trace.run(f, {}))
+        live = [o for o in outs if o.requires_grad]
+        it = iter(_core.forward_sweep(trace.sources, tans, live, record=trace.nested)
+                  if live else [])
+        touts = [next(it) if o.requires_grad else None for o in outs]
+    touts = [np.zeros(o.shape, o.dtype) if t is None else t for o, t in zip(outs, touts)]
     values = [trace.export(o) for o in outs]
     touts = [trace.export(t) for t in touts]
     if kind is None:
@@ -236,6 +255,14 @@ def _block_to_jacobian(block, in_axes_first, out_shape, in_shape, nested):
     return _ops().reshape(block, shape) if nested else np.reshape(block, shape)
 
 
+def _fwd_entry(trace, o, s, blocks):
+    """d o / d s from the tangent blocks (each (k,) + o.shape, None for zero) of a forward
+    sweep that carried the identity on s."""
+    blocks = [np.zeros((b.shape[0],) + o.shape, o.dtype) if t is None else t for b, t in blocks]
+    return trace.export(_block_to_jacobian(_stack_blocks(blocks, trace.nested), True, o.shape,
+                                           s.shape, trace.nested))
+
+
 def _jac_fwd(trace, outs, chunk_size):
     """jac[o][i]: d outs[o] / d sources[i], by forward sweeps with blocks of tangents."""
     live = [o for o in outs if o.requires_grad]
@@ -247,13 +274,18 @@ def _jac_fwd(trace, outs, chunk_size):
                                       record=trace.nested) if live else []
             it = iter(res)
             for o, acc in zip(outs, per_out):
-                acc.append(next(it) if o.requires_grad else
-                           np.zeros((block.shape[0],) + o.shape, o.dtype))
+                acc.append((block, next(it) if o.requires_grad else None))
         for j, o in enumerate(outs):
-            stacked = _stack_blocks(per_out[j], trace.nested)
-            jac[j][i] = trace.export(_block_to_jacobian(stacked, True, o.shape, s.shape,
-                                                        trace.nested))
+            jac[j][i] = _fwd_entry(trace, o, s, per_out[j])
     return jac
+
+
+def _jac_fwd_eager(trace, f, kwargs, block):
+    """The Jacobian by one eager forward evaluation of f carrying the whole identity block on
+    the single source: f's values and the tangent block are computed side by side."""
+    outs, kind, tans = _run_eager(trace, f, kwargs, [block], 1)
+    s = trace.sources[0]
+    return outs, kind, [[_fwd_entry(trace, o, s, [(block, t)])] for o, t in zip(outs, tans)]
 
 
 def _jac_rev(trace, outs, chunk_size):
@@ -284,15 +316,27 @@ def _pack_jacobian(trace, jac, kind):
     return per_out[0] if kind is None else kind(per_out)
 
 
+def _float_outputs(outs, name):
+    for o in outs:
+        if o.dtype.kind not in "fc":
+            raise TypeError(f"{name}: the output has dtype {o.dtype}; only floating-point "
+                            f"outputs have derivatives")
+
+
 def _jacobian_transform(f, argnums, chunk_size, mode, name):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         trace = _Trace(args, argnums)
+        blocks = None
+        if mode == "fwd" and len(trace.sources) == 1 and _eager(trace):
+            s = trace.sources[0]
+            blocks = _identity_blocks(s.shape, s.dtype, chunk_size)
+        if blocks is not None and len(blocks) == 1:
+            outs, kind, jac = _jac_fwd_eager(trace, f, kwargs, blocks[0])
+            _float_outputs(outs, name)
+            return _pack_jacobian(trace, jac, kind)
         outs, kind = _as_outputs(trace.run(f, kwargs))
-        for o in outs:
-            if o.dtype.kind not in "fc":
-                raise TypeError(f"{name}: the output has dtype {o.dtype}; only floating-point "
-                                f"outputs have derivatives")
+        _float_outputs(outs, name)
         m = mode
         if m == "auto":
             n_in = sum(s.size for s in trace.sources)

@@ -115,16 +115,30 @@ def test_matmul_jvp_hypothesis(batch, m, k, n, vec_a, vec_b, seed):
 # ---------------------------------------------------------------------------------------------
 # the jvp transform itself
 
-def test_jvp_is_one_forward_sweep(monkeypatch):
+def test_jvp_is_one_forward_pass(monkeypatch):
+    # at top level, values and tangents go through f together (eager forward mode): f runs
+    # once and no sweep follows; nested inside grad, jvp sweeps the recorded graph once
     from graphad import _core
-    calls = []
-    orig = _core.forward_sweep
-    monkeypatch.setattr(_core, "forward_sweep", lambda *a, **k: calls.append(1) or orig(*a, **k))
+    calls = {"sweep": 0, "eager": 0, "f": 0}
+    sweep, begin = _core.forward_sweep, _core.forward_begin
+    monkeypatch.setattr(_core, "forward_sweep",
+                        lambda *a, **k: calls.__setitem__("sweep", calls["sweep"] + 1) or
+                        sweep(*a, **k))
+    monkeypatch.setattr(_core, "forward_begin",
+                        lambda *a: calls.__setitem__("eager", calls["eager"] + 1) or begin(*a))
     W = np.arange(6.0).reshape(2, 3) / 6
-    y, t = ga.jvp(lambda x, s: ga.tanh(W @ x) * s, (np.ones(3), 2.0), (np.ones(3), 1.0))
-    assert len(calls) == 1
+
+    def f(x, s):
+        calls["f"] += 1
+        return ga.tanh(W @ x) * s
+    y, t = ga.jvp(f, (np.ones(3), 2.0), (np.ones(3), 1.0))
+    assert calls == {"sweep": 0, "eager": 1, "f": 1}
     h = np.tanh(W @ np.ones(3))
     np.testing.assert_allclose(t, (1 - h ** 2) * (W @ np.ones(3)) * 2 + h, rtol=1e-14)
+    g = ga.grad(lambda x: ga.sum(ga.jvp(f, (x, 2.0), (np.ones(3), 0.0))[1]))(np.ones(3))
+    assert calls["sweep"] == 1 and calls["eager"] == 1
+    Hv = ga.hvp(lambda x: ga.sum(f(x, 2.0)), np.ones(3), np.ones(3))[1]
+    np.testing.assert_allclose(g, Hv, rtol=1e-12)
 
 
 def test_jvp_tuple_outputs_and_float32():

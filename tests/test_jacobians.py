@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import graphad as ga
+from graphad import transforms
 from graphad._prims import REGISTRY
 from prim_cases import CASE_LIST, CASES, draw, fd_jacobian, rng_for, value
 
@@ -32,6 +33,14 @@ def test_primitive_jacobians_fwd_rev_fd(name, label, f, specs):
         assert Jr[i].shape == out_shape + args[i].shape
         np.testing.assert_allclose(Jf[i], fd, rtol=1e-6, atol=1e-7, err_msg=f"jacfwd arg {i}")
         np.testing.assert_allclose(Jr[i], fd, rtol=1e-6, atol=1e-7, err_msg=f"jacrev arg {i}")
+        # one argument: tangents computed with the values (eager forward mode, fused rules);
+        # the same Jacobian as a forward sweep over the recorded graph
+        eager = ga.jacfwd(f, argnums=i)(*args)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(transforms, "_eager", lambda trace: False)
+            swept = ga.jacfwd(f, argnums=i)(*args)
+        np.testing.assert_allclose(eager, swept, rtol=1e-13, atol=1e-14,
+                                   err_msg=f"eager vs swept jacfwd, arg {i}")
 
 
 @pytest.mark.parametrize("name,label,f,specs", CASE_LIST,
@@ -60,14 +69,21 @@ def test_primitive_second_order_blocks(name, label, f, specs):
 
 @pytest.fixture
 def sweep_counter(monkeypatch):
+    """Counts forward passes that carry tangents (a sweep over a recorded graph, or an eager
+    evaluation of f that carries them: forward_begin) and reverse sweeps."""
     from graphad import _core
     counts = {"fwd": 0, "rev": 0, "nlead": set()}
-    fwd, rev = _core.forward_sweep, _core.reverse_sweep
+    fwd, rev, begin = _core.forward_sweep, _core.reverse_sweep, _core.forward_begin
 
     def counted_fwd(*a, **k):
         counts["fwd"] += 1
         counts["nlead"].add(k.get("nlead", 0))
         return fwd(*a, **k)
+
+    def counted_begin(inputs, tangents, nlead=0):
+        counts["fwd"] += 1
+        counts["nlead"].add(nlead)
+        return begin(inputs, tangents, nlead)
 
     def counted_rev(*a, **k):
         counts["rev"] += 1
@@ -76,6 +92,7 @@ def sweep_counter(monkeypatch):
 
     monkeypatch.setattr(_core, "forward_sweep", counted_fwd)
     monkeypatch.setattr(_core, "reverse_sweep", counted_rev)
+    monkeypatch.setattr(_core, "forward_begin", counted_begin)
     return counts
 
 
