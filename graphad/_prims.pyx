@@ -12,6 +12,8 @@ How to read (and write) an entry
                                   return cotangents of the output's shape: the engine sums
                                   broadcast axes away, in one place (_core._sum_to).
   jvp(n, t) -> tangent            t is the list of the inputs' tangents, None for zero.
+  fused(params, inputs, t)        optional, eager forward mode only: (out, tangent) computed
+                                  together (a matmul reads its matrix once), or None to decline.
 
 A rule reads the node's inputs with arg(n, i), its output with out(n), its static parameters
 with n.params, and computes with the helpers ending in an underscore (mul_, exp_, ...).  Those
@@ -774,7 +776,42 @@ def _matmul_fwd(params, a, b):
         raise ValueError(f"matmul: shapes {np.shape(a)} and {np.shape(b)} are not aligned "
                          f"for matrix multiplication") from None
 
-P_MATMUL = defprim("matmul", _matmul_fwd, matmul_vjp, matmul_jvp)
+cdef Py_ssize_t _FUSE_MIN = 1 << 15     # entries of A (256 KiB in float64)
+
+def _matmul_fused(params, raw, t):
+    """Eager forward mode: value and tangent of x @ A (x a vector or matrix) or A @ x (x a
+    vector), where only x carries tangents T and A is a matrix, as ONE product that reads A
+    once: the rows [x; T] times A (or A^T), the value the first row(s).  None (the separate
+    rules run) otherwise; also for an identity block T (its product copies rows of A), when
+    stacking T would cost more than a second pass over A, and for a small A (cache-resident,
+    a second pass is cheap)."""
+    a, b = raw
+    if t[0] is not None and t[1] is None:
+        x, tx, A, transposed = a, t[0], b, False
+    elif t[1] is not None and t[0] is None and _ndim(b) == 1:
+        x, tx, A, transposed = b, t[1], a, True
+    else:
+        return None
+    if not (type(x) is np.ndarray and type(tx) is np.ndarray and type(A) is np.ndarray) or \
+            A.ndim != 2 or x.ndim > 2 or not x.dtype == tx.dtype == A.dtype or \
+            A.dtype.kind != "f" or _unit_start(tx) is not None:
+        return None
+    cdef Py_ssize_t n = A.shape[1] if transposed else A.shape[0]
+    if x.shape[x.ndim - 1] != n or tx.size + x.size > A.size // 2 or A.size < _FUSE_MIN:
+        return None
+    cdef Py_ssize_t rows = x.size // n if n else 0
+    if rows == 0:
+        return None
+    stacked = np.empty((rows + tx.size // n, n), x.dtype)
+    stacked[:rows] = x.reshape(rows, n)
+    stacked[rows:] = tx.reshape(-1, n)
+    r = K.matmul(stacked, A.T if transposed else A)
+    lead = tx.shape[:tx.ndim - x.ndim]
+    m = r.shape[1]
+    return r[:rows].reshape(x.shape[:x.ndim - 1] + (m,)), \
+        r[rows:].reshape(lead + x.shape[:x.ndim - 1] + (m,))
+
+P_MATMUL = defprim("matmul", _matmul_fwd, matmul_vjp, matmul_jvp, fused=_matmul_fused)
 
 
 # einsum: linear in each operand, so  d einsum(..., X_i, ...) = einsum(..., dX_i, ...)  and the

@@ -165,3 +165,52 @@ def test_check_grad_compares_both_modes_and_the_transpose():
     rng = np.random.default_rng(0)
     A = rng.standard_normal((3, 4))
     ga.check_grad(lambda X, v: ga.softmax(X @ v), A, rng.standard_normal(4))
+
+
+# ---------------------------------------------------------------------------------------------
+# eager forward mode: a matmul with a constant matrix computes value and tangents in ONE product
+
+@pytest.mark.parametrize("layout", ["A@x", "x@A", "X@A"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_matmul_value_and_tangents(layout, dtype, monkeypatch):
+    from graphad import _prims, transforms
+    rng = np.random.default_rng(11)
+    # A much larger than x and its Jacobian's tangent block, so that fusing pays
+    A = rng.standard_normal((3000, 12) if layout == "A@x" else (12, 3000)).astype(dtype)
+    shape = {"A@x": (12,), "x@A": (12,), "X@A": (2, 12)}[layout]
+    x = rng.standard_normal(shape).astype(dtype)
+    f = {"A@x": lambda x: ga.sin(A @ ga.tanh(x)), "x@A": lambda x: ga.sin(ga.tanh(x) @ A),
+         "X@A": lambda x: ga.sin(ga.tanh(x) @ A)}[layout]
+    fused = []
+    rule = _prims.P_MATMUL.fused
+    monkeypatch.setattr(_prims.P_MATMUL, "fused",
+                        lambda *a: fused.append(rule(*a) is not None) or rule(*a))
+    v = rng.standard_normal(shape).astype(dtype)
+    y, jv = ga.jvp(f, (x,), (v,))
+    J = ga.jacfwd(f)(x)
+    assert fused == [True, True]          # jvp (one tangent) and jacfwd (a block of them)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-13)
+    assert y.dtype == jv.dtype == J.dtype == dtype
+    np.testing.assert_allclose(y, f(x).data, **tol)
+    monkeypatch.setattr(transforms, "_eager", lambda trace: False)
+    y2, jv2 = ga.jvp(f, (x,), (v,))
+    np.testing.assert_allclose(jv, jv2, **tol)
+    np.testing.assert_allclose(J, ga.jacfwd(f)(x), **tol)
+    np.testing.assert_allclose(J, ga.jacrev(f)(x), **tol)
+    np.testing.assert_allclose(J.reshape(jv.size, x.size) @ v.ravel(), jv.ravel(), **tol)
+
+
+def test_fused_matmul_declines_where_it_does_not_pay():
+    from graphad import _prims
+    rule = _prims.P_MATMUL.fused
+    A = np.ones((4000, 30))
+    x, t = np.ones(30), np.ones(30)
+    assert rule(None, (A, x), [None, t]) is not None
+    assert rule(None, (A[:40], x), [None, t]) is None                  # A small: no gain
+    assert rule(None, (A, x), [t[:20], t]) is None                     # both carry tangents
+    assert rule(None, (A, x), [None, np.ones((3000, 30))]) is None     # stacking costs more
+    assert rule(None, (A, x), [None, t.astype(np.float32)]) is None    # mixed dtypes
+    assert rule(None, (A, np.ones((30, 2))), [None, np.ones((30, 2))]) is None   # A @ X
+    assert rule(None, (x, A.T), [t, None]) is not None                 # x @ A
+    unit = _prims.unit_block((30,), 0, 3, np.float64)
+    assert rule(None, (A, x), [None, unit]) is None                    # identity: rows copied
