@@ -2,9 +2,10 @@
 Hessians built on batched sweeps: jacfwd, jacrev, jacobian, hessian, hvp.
 
 Each transform wraps the arguments it differentiates in fresh graph nodes, runs the function
-(define-by-run), then runs one sweep from the output back to (or forward from) exactly those
-nodes.  Inside another transform, sweeps record their own operations (create_graph), so
-transforms compose: grad(grad(f)), jvp(grad(f)), ...  Top-level results are NumPy arrays.
+(define-by-run), then runs one sweep from the output back to exactly those nodes.  Forward mode
+at top level carries the tangents along while the function runs (eager, _core.forward_begin).
+Inside another transform, sweeps record their own operations (create_graph), so transforms
+compose: grad(grad(f)), jvp(grad(f)), ...  Top-level results are NumPy arrays.
 """
 import functools
 
@@ -181,7 +182,8 @@ def _run_eager(trace, f, kwargs, tangents, nlead):
 
 
 def jvp(f, primals, tangents):
-    """(f(*primals), J v): forward mode, one sweep that pushes the tangents through f's graph."""
+    """(f(*primals), J v): forward mode, one pass that carries the tangents through f (at top
+    level while f runs; nested, a sweep over f's recorded graph)."""
     primals, tangents = tuple(primals), tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
