@@ -25,7 +25,9 @@ def _argnums_tuple(argnums, nargs):
     for i in nums:
         if not -nargs <= i < nargs:
             raise ValueError(f"argnums {argnums} out of range for {nargs} positional arguments")
-    return tuple(i % nargs for i in nums), single
+    if single:
+        return (argnums % nargs,), True
+    return tuple([i % nargs for i in nums]), False
 
 
 def _as_source(x):
@@ -47,8 +49,10 @@ class _Trace:
 
     def __init__(self, args, argnums):
         self.nums, self.single = _argnums_tuple(argnums, len(args))
-        self.nested = _depth > 0 or any(
-            isinstance(args[i], Tensor) and args[i].requires_grad for i in self.nums)
+        self.nested = _depth > 0
+        for i in self.nums:
+            if type(args[i]) is Tensor and args[i].requires_grad:
+                self.nested = True
         self.sources = [_as_source(args[i]) for i in self.nums]
         self.args = list(args)
         for i, s in zip(self.nums, self.sources):
@@ -251,10 +255,9 @@ def _block_to_jacobian(block, in_axes_first, out_shape, in_shape, nested):
         if nested:
             block = _ops().transpose(block, perm)
         else:                           # one tiled transpose of the (n, size) matrix
-            n = block.shape[0]
-            block = K.contiguous(np.reshape(block, (n, -1)).T)
+            block = K.contiguous(block.reshape(block.shape[0], -1).T)
     shape = tuple(out_shape) + tuple(in_shape)
-    return _ops().reshape(block, shape) if nested else np.reshape(block, shape)
+    return _ops().reshape(block, shape) if nested else block.reshape(shape)
 
 
 def _fwd_entry(trace, o, s, blocks):
