@@ -345,14 +345,16 @@ cdef void _register_loop(int op, cnp.ufunc uf):
     for k in range(2):
         for i in range(uf.ntypes):
             if uf.types[2 * i] == types[k] and uf.types[2 * i + 1] == types[k]:
-                _loops[k][op] = <_ufunc_loop><void*>uf.functions[i]
-                _loop_data[k][op] = uf.data[i]
+                if uf.functions[i] != NULL:
+                    _loops[k][op] = <_ufunc_loop><void*>uf.functions[i]
+                    _loop_data[k][op] = uf.data[i]
                 break
 
 
-for _op, _uf in ((GA_EXP, np.exp), (GA_LOG, np.log), (GA_LOG1P, np.log1p), (GA_SIN, np.sin),
-                 (GA_COS, np.cos), (GA_TAN, np.tan), (GA_TANH, np.tanh), (GA_SINH, np.sinh),
-                 (GA_COSH, np.cosh)):
+_NP_LOOPS = ((GA_EXP, np.exp), (GA_LOG, np.log), (GA_LOG1P, np.log1p), (GA_SIN, np.sin),
+             (GA_COS, np.cos), (GA_TAN, np.tan), (GA_TANH, np.tanh), (GA_SINH, np.sinh),
+             (GA_COSH, np.cosh))
+for _op, _uf in _NP_LOOPS:
     _register_loop(_op, _uf)
 
 
@@ -376,7 +378,7 @@ cpdef object unary(int op, object x):
     out = new_array(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a))
     n = cnp.PyArray_SIZE(a)
     k = 0 if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE else 1
-    if _loops[k][op] != NULL:
+    if _loops[k][op] != NULL and cnp.PyArray_ISALIGNED(a):
         args[0], args[1] = <char*>cnp.PyArray_DATA(a), <char*>cnp.PyArray_DATA(out)
         steps[0] = steps[1] = cnp.PyArray_ITEMSIZE(a)
         with nogil:
@@ -388,6 +390,16 @@ cpdef object unary(int op, object x):
         with nogil:
             ga_unary_f(op, n, <float*>cnp.PyArray_DATA(a), <float*>cnp.PyArray_DATA(out))
     return out
+
+
+# A NumPy whose table holds something else (a loop that needs the ufunc machinery's setup) must
+# not be trusted blindly: each loop found is kept only if it reproduces the ufunc exactly.
+for _op, _uf in _NP_LOOPS:
+    for _k, _dt in enumerate((np.float64, np.float32)):
+        if _loops[_k][_op] != NULL:
+            _probe = np.linspace(0.125, 1.5, 37, dtype=_dt)
+            if not np.array_equal(unary(_op, _probe), _uf(_probe)):
+                _loops[_k][_op] = NULL
 
 
 cpdef object accumulate(object acc, object x):

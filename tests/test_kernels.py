@@ -245,6 +245,24 @@ def test_unary_views_integers_and_empty(name):
     np.testing.assert_allclose(K.unary(UN[name], 1.5), UN_REF[name](np.array(1.5)), rtol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", ["GA_EXP", "GA_LOG", "GA_LOG1P", "GA_SIN", "GA_COS", "GA_TAN",
+                                  "GA_TANH", "GA_SINH", "GA_COSH"])
+def test_transcendentals_are_numpys_own_loops(name, dtype):
+    # NumPy's SIMD inner loops are called directly: the same bits as the ufunc, any length
+    rng = np.random.default_rng(6)
+    for n in (1, 7, 64, 1001):
+        x = (rng.uniform(0.05, 1.4, n)).astype(dtype)
+        np.testing.assert_array_equal(K.unary(UN[name], x), UN_REF[name](x))
+    # an unaligned buffer goes to graphad's own loop, with the same values to rounding
+    vals = np.linspace(0.1, 1.3, 32).astype(dtype)
+    raw = np.zeros(vals.nbytes + 1, np.uint8)
+    raw[1:] = vals.view(np.uint8)
+    x = np.frombuffer(raw.data, dtype, count=32, offset=1)
+    assert not x.flags.aligned
+    np.testing.assert_allclose(K.unary(UN[name], x), UN_REF[name](np.array(x)), rtol=1e-6)
+
+
 def test_unary_special_values():
     x = np.array([-np.inf, -800.0, -1.0, -0.0, 0.0, 1.0, 800.0, np.inf, np.nan])
     for dtype in (np.float64, np.float32):
