@@ -149,6 +149,26 @@ DEFINE_REST(f, float)
 
 
 /* ---- losses ---------------------------------------------------------------------------- */
+/* sigmoid and softplus in passes around an exp (and log1p) that the caller runs in place with
+ * NumPy's SIMD loops: e = exp(-|x|) lies in (0, 1], so nothing overflows */
+#define DEFINE_LOGISTIC(SFX, T)                                            \
+void ga_neg_abs_##SFX(ptrdiff_t n, const T *x, T *out)                    \
+{                                                                          \
+    for (ptrdiff_t i = 0; i < n; ++i) out[i] = x[i] < 0 ? x[i] : -x[i];  \
+}                                                                          \
+void ga_sigmoid_from_exp_##SFX(ptrdiff_t n, const T *x, T *e)             \
+{                                                                          \
+    for (ptrdiff_t i = 0; i < n; ++i)                                     \
+        e[i] = (x[i] >= 0 ? (T)1 : e[i]) / (1 + e[i]);                     \
+}                                                                          \
+void ga_softplus_from_log1p_##SFX(ptrdiff_t n, const T *x, T *l)          \
+{                                                                          \
+    for (ptrdiff_t i = 0; i < n; ++i) l[i] += x[i] > 0 ? x[i] : (T)0;    \
+}
+
+DEFINE_LOGISTIC(d, double)
+DEFINE_LOGISTIC(f, float)
+
 #define DEFINE_XENT(SFX, T)                                                \
 ptrdiff_t ga_xent_fwd_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x,    \
                             const long long *labels, T *loss, T *lse)      \

@@ -40,6 +40,15 @@ void ga_accumulate_f(ptrdiff_t n, float *acc, const float *x);
 void ga_sum_rows_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, double *out);
 void ga_sum_rows_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, float *out);
 
+/* the passes of sigmoid / softplus around exp(-|x|) (and log1p) computed in place by the
+ * caller: out = -|x|; then e -> sigmoid(x), or log1p(e) -> softplus(x), in place */
+void ga_neg_abs_d(ptrdiff_t n, const double *x, double *out);
+void ga_neg_abs_f(ptrdiff_t n, const float *x, float *out);
+void ga_sigmoid_from_exp_d(ptrdiff_t n, const double *x, double *e);
+void ga_sigmoid_from_exp_f(ptrdiff_t n, const float *x, float *e);
+void ga_softplus_from_log1p_d(ptrdiff_t n, const double *x, double *l);
+void ga_softplus_from_log1p_f(ptrdiff_t n, const float *x, float *l);
+
 /* out = x^T, C-contiguous (cols, rows), for a (rows, cols) x with row stride ldx */
 void ga_transpose_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, ptrdiff_t ldx, double *out);
 void ga_transpose_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, ptrdiff_t ldx, float *out);

@@ -32,6 +32,12 @@ cdef extern from "ga_kernels.h" nogil:
     void ga_axpy_f(Py_ssize_t n, float alpha, const float *x, float *y)
     void ga_transpose_d(Py_ssize_t rows, Py_ssize_t cols, const double *x, Py_ssize_t ldx,
                         double *out)
+    void ga_neg_abs_d(Py_ssize_t n, const double *x, double *out)
+    void ga_neg_abs_f(Py_ssize_t n, const float *x, float *out)
+    void ga_sigmoid_from_exp_d(Py_ssize_t n, const double *x, double *e)
+    void ga_sigmoid_from_exp_f(Py_ssize_t n, const float *x, float *e)
+    void ga_softplus_from_log1p_d(Py_ssize_t n, const double *x, double *l)
+    void ga_softplus_from_log1p_f(Py_ssize_t n, const float *x, float *l)
     void ga_transpose_f(Py_ssize_t rows, Py_ssize_t cols, const float *x, Py_ssize_t ldx,
                         float *out)
     Py_ssize_t ga_xent_fwd_d(Py_ssize_t rows, Py_ssize_t cols, const double *x,
@@ -330,6 +336,7 @@ cpdef object binary(int op, object a, object b):
 # NumPy's own inner loops for the transcendental functions: on x86 they are SIMD (AVX2/AVX-512)
 # and 3-20x faster than a loop over libm, and calling the loop directly skips the ufunc machinery
 # (about a microsecond per call).  Found once, by dtype signature, in each ufunc's loop table.
+# sigmoid and softplus are built from the exp and log1p loops (_logistic).
 ctypedef void (*_ufunc_loop)(char **args, cnp.npy_intp *dims, cnp.npy_intp *steps,
                              void *data) noexcept nogil
 cdef _ufunc_loop _loops[2][32]     # [0]: float64, [1]: float32; NULL where the C kernel runs
@@ -358,11 +365,38 @@ for _op, _uf in _NP_LOOPS:
     _register_loop(_op, _uf)
 
 
+cdef void _logistic(int op, int k, cnp.ndarray a, cnp.ndarray out, cnp.npy_intp n) noexcept:
+    """sigmoid or softplus of a into out, with NumPy's exp (and log1p) loops in place on
+    out = -|a|: sigmoid = (1 or e) / (1 + e), softplus = log1p(e) + max(a, 0), e = exp(-|a|)."""
+    cdef char *args[2]
+    cdef cnp.npy_intp steps[2]
+    args[0] = args[1] = <char*>cnp.PyArray_DATA(out)
+    steps[0] = steps[1] = cnp.PyArray_ITEMSIZE(a)
+    with nogil:
+        if k == 0:
+            ga_neg_abs_d(n, <double*>cnp.PyArray_DATA(a), <double*>args[0])
+        else:
+            ga_neg_abs_f(n, <float*>cnp.PyArray_DATA(a), <float*>args[0])
+        _loops[k][<int>GA_EXP](args, &n, steps, _loop_data[k][<int>GA_EXP])
+        if op == GA_SIGMOID:
+            if k == 0:
+                ga_sigmoid_from_exp_d(n, <double*>cnp.PyArray_DATA(a), <double*>args[0])
+            else:
+                ga_sigmoid_from_exp_f(n, <float*>cnp.PyArray_DATA(a), <float*>args[0])
+        else:
+            _loops[k][<int>GA_LOG1P](args, &n, steps, _loop_data[k][<int>GA_LOG1P])
+            if k == 0:
+                ga_softplus_from_log1p_d(n, <double*>cnp.PyArray_DATA(a), <double*>args[0])
+            else:
+                ga_softplus_from_log1p_f(n, <float*>cnp.PyArray_DATA(a), <float*>args[0])
+
+
 cpdef object unary(int op, object x):
     """Elementwise op(x); integer input is promoted to float64 as NumPy's ufuncs do."""
     cdef cnp.ndarray a, out
     cdef cnp.npy_intp n
     cdef int k
+    cdef bint aligned
     cdef char *args[2]
     cdef cnp.npy_intp steps[2]
     if not _is_float_array(x):
@@ -378,11 +412,15 @@ cpdef object unary(int op, object x):
     out = new_array(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a))
     n = cnp.PyArray_SIZE(a)
     k = 0 if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE else 1
-    if _loops[k][op] != NULL and cnp.PyArray_ISALIGNED(a):
+    aligned = cnp.PyArray_ISALIGNED(a)
+    if _loops[k][op] != NULL and aligned:
         args[0], args[1] = <char*>cnp.PyArray_DATA(a), <char*>cnp.PyArray_DATA(out)
         steps[0] = steps[1] = cnp.PyArray_ITEMSIZE(a)
         with nogil:
             _loops[k][op](args, &n, steps, _loop_data[k][op])
+    elif (op == GA_SIGMOID or op == GA_SOFTPLUS) and aligned and \
+            _loops[k][<int>GA_EXP] != NULL and _loops[k][<int>GA_LOG1P] != NULL:
+        _logistic(op, k, a, out, n)
     elif k == 0:
         with nogil:
             ga_unary_d(op, n, <double*>cnp.PyArray_DATA(a), <double*>cnp.PyArray_DATA(out))

@@ -263,6 +263,18 @@ def test_transcendentals_are_numpys_own_loops(name, dtype):
     np.testing.assert_allclose(K.unary(UN[name], x), UN_REF[name](np.array(x)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_and_softplus_from_numpys_exp_stay_finite(dtype):
+    # built from exp(-|x|) (NumPy's loop, in place) so that nothing overflows at any magnitude
+    x = np.concatenate([np.linspace(-800, 800, 1001), [0.0, -0.0, 1e-30, -1e-30]]).astype(dtype)
+    ref = x.astype(np.longdouble)                      # the references in extended precision
+    sig, sp = K.unary(UN["GA_SIGMOID"], x), K.unary(UN["GA_SOFTPLUS"], x)
+    assert sig.dtype == sp.dtype == dtype and np.all(np.isfinite(sig)) and np.all(np.isfinite(sp))
+    tol = dict(rtol=4 * np.finfo(dtype).eps, atol=np.finfo(dtype).tiny * 1024)   # subnormals
+    np.testing.assert_allclose(sig, (1 / (1 + np.exp(-ref))).astype(dtype), **tol)
+    np.testing.assert_allclose(sp, np.logaddexp(ref, 0).astype(dtype), **tol)
+
+
 def test_unary_special_values():
     x = np.array([-np.inf, -800.0, -1.0, -0.0, 0.0, 1.0, 800.0, np.inf, np.nan])
     for dtype in (np.float64, np.float32):
