@@ -32,14 +32,14 @@ cdef extern from "ga_kernels.h" nogil:
     void ga_axpy_f(Py_ssize_t n, float alpha, const float *x, float *y)
     void ga_transpose_d(Py_ssize_t rows, Py_ssize_t cols, const double *x, Py_ssize_t ldx,
                         double *out)
+    void ga_transpose_f(Py_ssize_t rows, Py_ssize_t cols, const float *x, Py_ssize_t ldx,
+                        float *out)
     void ga_neg_abs_d(Py_ssize_t n, const double *x, double *out)
     void ga_neg_abs_f(Py_ssize_t n, const float *x, float *out)
     void ga_sigmoid_from_exp_d(Py_ssize_t n, const double *x, double *e)
     void ga_sigmoid_from_exp_f(Py_ssize_t n, const float *x, float *e)
     void ga_softplus_from_log1p_d(Py_ssize_t n, const double *x, double *l)
     void ga_softplus_from_log1p_f(Py_ssize_t n, const float *x, float *l)
-    void ga_transpose_f(Py_ssize_t rows, Py_ssize_t cols, const float *x, Py_ssize_t ldx,
-                        float *out)
     Py_ssize_t ga_xent_fwd_d(Py_ssize_t rows, Py_ssize_t cols, const double *x,
                              const long long *labels, double *loss, double *lse)
     Py_ssize_t ga_xent_fwd_f(Py_ssize_t rows, Py_ssize_t cols, const float *x,
@@ -708,8 +708,8 @@ cdef object _gemm(object A, object B, bint may_flip=True):
     """C = A @ B for 2-D float arrays of one dtype; transposed views go to BLAS uncopied."""
     global _thin_flip
     cdef cnp.ndarray a = <cnp.ndarray>A, b = <cnp.ndarray>B, c, at
-    cdef char ta, tb
-    cdef int lda, ldb, m, n, k
+    cdef char ta = b"N", tb = b"N"
+    cdef int lda = 1, ldb = 1, m, n, k
     cdef bint own
     cdef int typ = cnp.PyArray_TYPE(a)
     cdef Py_ssize_t item = cnp.PyArray_ITEMSIZE(a)

@@ -793,7 +793,7 @@ def _matmul_fused(params, raw, t):
     else:
         return None
     if not (type(x) is np.ndarray and type(tx) is np.ndarray and type(A) is np.ndarray) or \
-            A.ndim != 2 or x.ndim > 2 or not x.dtype == tx.dtype == A.dtype or \
+            A.ndim != 2 or not 1 <= x.ndim <= 2 or not x.dtype == tx.dtype == A.dtype or \
             A.dtype.kind != "f" or _unit_start(tx) is not None:
         return None
     cdef Py_ssize_t n = A.shape[1] if transposed else A.shape[0]

@@ -212,5 +212,9 @@ def test_fused_matmul_declines_where_it_does_not_pay():
     assert rule(None, (A, x), [None, t.astype(np.float32)]) is None    # mixed dtypes
     assert rule(None, (A, np.ones((30, 2))), [None, np.ones((30, 2))]) is None   # A @ X
     assert rule(None, (x, A.T), [t, None]) is not None                 # x @ A
+    assert rule(None, (A, np.ones(29)), [None, np.ones(29)]) is None   # shapes: fwd raises
+    assert rule(None, (np.float64(2.0), A), [np.float64(1.0), None]) is None      # 0-d x
+    with pytest.raises(ValueError, match="matmul"):
+        ga.jvp(lambda v: A @ v, (np.ones(29),), (np.ones(29),))
     unit = _prims.unit_block((30,), 0, 3, np.float64)
     assert rule(None, (A, x), [None, unit]) is None                    # identity: rows copied
