@@ -148,7 +148,6 @@ DEFINE_REST(d, double)
 DEFINE_REST(f, float)
 
 
-/* ---- losses ---------------------------------------------------------------------------- */
 /* sigmoid and softplus in passes around an exp (and log1p) that the caller runs in place with
  * NumPy's SIMD loops: e = exp(-|x|) lies in (0, 1], so nothing overflows */
 #define DEFINE_LOGISTIC(SFX, T)                                            \
@@ -169,6 +168,8 @@ void ga_softplus_from_log1p_##SFX(ptrdiff_t n, const T *x, T *l)          \
 DEFINE_LOGISTIC(d, double)
 DEFINE_LOGISTIC(f, float)
 
+
+/* ---- losses ---------------------------------------------------------------------------- */
 #define DEFINE_XENT(SFX, T)                                                \
 ptrdiff_t ga_xent_fwd_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x,    \
                             const long long *labels, T *loss, T *lse)      \
