@@ -1,5 +1,6 @@
 /* graphad's AVX-512 GEMM; see ga_gemm.h for the contract. */
 #include "ga_gemm.h"
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -7,11 +8,12 @@
 
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 
-/* One tile: R rows of A (R <= 8 with V <= 3, or R <= 12 with V <= 2; rows <= R are real; missing ones re-read row 0 and are not stored)
- * times a strip of B of V vectors of 8 columns, the last one under the lane mask `last`, over
- * all of k.  The R*V accumulators stay in registers (32 on AVX-512) and C is stored once.
- * R and V are compile-time constants in each instance.  With few accumulators the FMA
- * latency would bind, so small tiles keep even and odd p in separate sums. */
+/* One tile: R rows of A times a strip of B of V vectors of 8 columns, the last one under the
+ * lane mask `last`, over all of k (R <= 8 with V <= 3, or R <= 12 with V <= 2).  The first
+ * `rows` rows are real; missing ones re-read row 0 and are not stored.  The R*V accumulators
+ * stay in registers (32 on AVX-512) and C is stored once (added to, when `add`).  R and V are
+ * compile-time constants in each instance.  With few accumulators the FMA latency would bind,
+ * so small tiles keep even and odd p in separate sums. */
 #define STEP(ACC, P) do {                                                         \
     const double *bp = b + (P) * ldb;                                               \
     v8d bv[3];                                                                      \
@@ -31,7 +33,7 @@ typedef double v8d __attribute__((vector_size(64), aligned(8)));
 __attribute__((target("avx512f,fma"), always_inline))
 static inline void tile(const int R, const int V, ptrdiff_t rows, __mmask8 last, ptrdiff_t k,
                         const double *a, ptrdiff_t ars, ptrdiff_t acs, const double *b,
-                        ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+                        ptrdiff_t ldb, double *c, ptrdiff_t ldc, int add)
 {
     const int two = R * V <= 6;         /* two sums: even and odd p */
     v8d acc[12][3], acc2[12][3];
@@ -57,23 +59,25 @@ static inline void tile(const int R, const int V, ptrdiff_t rows, __mmask8 last,
             break;
 #pragma GCC unroll 3
         for (int v = 0; v < V; ++v) {
+            __mmask8 lanes = v < V - 1 ? (__mmask8)0xFF : last;
             v8d r = two ? acc[i][v] + acc2[i][v] : acc[i][v];
-            _mm512_mask_storeu_pd(c + i * ldc + 8 * v, v < V - 1 ? (__mmask8)0xFF : last,
-                                  (__m512d)r);
+            if (add)
+                r += (v8d)_mm512_maskz_loadu_pd(lanes, c + i * ldc + 8 * v);
+            _mm512_mask_storeu_pd(c + i * ldc + 8 * v, lanes, (__m512d)r);
         }
     }
 }
 
 typedef void (*tile_fn)(ptrdiff_t, __mmask8, ptrdiff_t, const double *, ptrdiff_t, ptrdiff_t,
-                        const double *, ptrdiff_t, double *, ptrdiff_t);
+                        const double *, ptrdiff_t, double *, ptrdiff_t, int);
 
 #define TILE(R, V)                                                                     \
 __attribute__((target("avx512f,fma")))                                                 \
 static void tile_##R##x##V(ptrdiff_t rows, __mmask8 last, ptrdiff_t k, const double *a, \
                            ptrdiff_t ars, ptrdiff_t acs, const double *b, ptrdiff_t ldb, \
-                           double *c, ptrdiff_t ldc)                                   \
+                           double *c, ptrdiff_t ldc, int add)                          \
 {                                                                                      \
-    tile(R, V, rows, last, k, a, ars, acs, b, ldb, c, ldc);                           \
+    tile(R, V, rows, last, k, a, ars, acs, b, ldb, c, ldc, add);                      \
 }
 TILE(8, 1) TILE(8, 2) TILE(8, 3)
 TILE(4, 1) TILE(4, 2) TILE(4, 3)
@@ -102,12 +106,93 @@ static void strip(ptrdiff_t m, ptrdiff_t width, ptrdiff_t k, const double *a, pt
     for (ptrdiff_t i = 0; i < m; i += 8) {
         ptrdiff_t rows = m - i < 8 ? m - i : 8;
         int cls = rows > 4 ? 0 : rows > 2 ? 1 : rows == 2 ? 2 : 3;
-        TILES[cls][vectors - 1](rows, last, k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc);
+        TILES[cls][vectors - 1](rows, last, k, a + i * ars, ars, acs, b, ldb, c + i * ldc, ldc,
+                                0);
     }
+}
+
+/* Large products, blocked for the caches: k in chunks of KC, and for each chunk the rows of A
+ * in blocks of MC, packed into 8-row panels (element (i, p) at p * 8 + i, rows past the end
+ * zero) that stay in L2 while every 24-column strip of B's chunk goes past them, itself packed
+ * (KC x 24, contiguous, in L1).  Unpacked, the 8 rows of a tile are 8 strided streams from L3
+ * that the prefetchers do not keep up with once A outgrows L2, and a strip of B with rows a
+ * power of two apart keeps evicting itself from L1 (half the speed at 500 x 500). */
+enum { MC = 192, KC = 256 };
+
+static void gemm_direct(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
+                        ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c,
+                        ptrdiff_t ldc);
+
+static void gemm_blocked(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
+                         ptrdiff_t acs, const double *b, ptrdiff_t brs, ptrdiff_t bcs,
+                         double *c, ptrdiff_t ldc)
+{
+    /* packing buffers per thread, made on its first large product and kept (441 KiB) */
+    static __thread double *pack;
+    if (!pack && !(pack = aligned_alloc(64, sizeof(double) * (MC + 24) * KC)))
+        abort();
+    double *strip = pack + MC * KC;
+    for (ptrdiff_t pc = 0; pc < k; pc += KC) {
+        ptrdiff_t kc = k - pc < KC ? k - pc : KC;
+        for (ptrdiff_t ic = 0; ic < m; ic += MC) {
+            ptrdiff_t mc = m - ic < MC ? m - ic : MC;
+            for (ptrdiff_t q = 0; q < mc; q += 8) {
+                double *panel = pack + q * kc;
+                for (ptrdiff_t i = 0; i < 8; ++i) {
+                    const double *row = a + (ic + q + i) * ars + pc * acs;
+                    if (q + i < mc)
+                        for (ptrdiff_t p = 0; p < kc; ++p)
+                            panel[p * 8 + i] = row[p * acs];
+                    else
+                        for (ptrdiff_t p = 0; p < kc; ++p)
+                            panel[p * 8 + i] = 0;
+                }
+            }
+            for (ptrdiff_t j = 0; j < n; j += 24) {
+                ptrdiff_t width = n - j < 24 ? n - j : 24;
+                int vectors = (int)((width + 7) / 8);
+                __mmask8 last = (__mmask8)((1u << (width - 8 * (vectors - 1))) - 1u);
+                const double *bj = b + pc * brs + j * bcs;
+                if (bcs == 1)
+                    for (ptrdiff_t p = 0; p < kc; ++p)
+                        memcpy(strip + p * 24, bj + p * brs, sizeof(double) * width);
+                else                     /* B column-major (W^T): read down its columns */
+                    for (ptrdiff_t col = 0; col < width; ++col)
+                        for (ptrdiff_t p = 0; p < kc; ++p)
+                            strip[p * 24 + col] = bj[col * bcs + p * brs];
+                for (ptrdiff_t q = 0; q < mc; q += 8)
+                    TILES[0][vectors - 1](mc - q < 8 ? mc - q : 8, last, kc, pack + q * kc, 1,
+                                          8, strip, 24, c + (ic + q) * ldc + j, ldc, pc > 0);
+            }
+        }
+    }
+}
+
+int ga_gemm_blocked(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    return m >= 16 && k >= 64 && n >= 96 && (double)m * n * k >= 4e6;
+}
+
+void ga_gemm_strided_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
+                       ptrdiff_t acs, const double *b, ptrdiff_t brs, ptrdiff_t bcs, double *c,
+                       ptrdiff_t ldc)
+{
+    gemm_blocked(m, n, k, a, ars, acs, b, brs, bcs, c, ldc);
 }
 
 void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
                ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
+{
+    if (ga_gemm_blocked(m, n, k))
+        gemm_blocked(m, n, k, a, ars, acs, b, ldb, 1, c, ldc);
+    else
+        gemm_direct(m, n, k, a, ars, acs, b, ldb, c, ldc);
+}
+
+/* Products that fit the caches: the tiles read A and B in place. */
+static void gemm_direct(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
+                        ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c,
+                        ptrdiff_t ldc)
 {
     if (m > 8 && m <= 12) {
         /* 9-12 rows (a block of ten cotangents): all in one pass over B, 16 columns at a
@@ -116,7 +201,7 @@ void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t
             ptrdiff_t width = n - j < 16 ? n - j : 16;
             int tail = (int)(width > 8 ? width - 8 : width);
             __mmask8 last = (__mmask8)((1u << tail) - 1u);
-            TILES_9_12[m - 9][width > 8](m, last, k, a, ars, acs, b + j, ldb, c + j, ldc);
+            TILES_9_12[m - 9][width > 8](m, last, k, a, ars, acs, b + j, ldb, c + j, ldc, 0);
         }
         return;
     }
@@ -216,6 +301,18 @@ void ga_gemm_nt_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdif
                   const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc)
 {
     (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc;
+}
+int ga_gemm_blocked(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    (void)m; (void)n; (void)k;
+    return 0;
+}
+void ga_gemm_strided_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
+                       ptrdiff_t acs, const double *b, ptrdiff_t brs, ptrdiff_t bcs, double *c,
+                       ptrdiff_t ldc)
+{
+    (void)m; (void)n; (void)k; (void)a; (void)ars; (void)acs; (void)b; (void)brs; (void)bcs;
+    (void)c; (void)ldc;
 }
 
 #endif

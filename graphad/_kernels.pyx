@@ -591,12 +591,15 @@ cdef extern from "ga_gemm.h" nogil:
                    Py_ssize_t acs, const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
     void ga_gemm_nt_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t lda,
                       const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
+    int ga_gemm_blocked(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
+    void ga_gemm_strided_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a,
+                           Py_ssize_t ars, Py_ssize_t acs, const double *b, Py_ssize_t brs,
+                           Py_ssize_t bcs, double *c, Py_ssize_t ldc)
 
 # float64 products with a row-major right operand (or, transposed, a column-major one) use
 # graphad's AVX-512 kernel where the CPU has AVX-512 (see csrc/ga_gemm.h for why) and BLAS would
 # not run them on several threads (_use_own_gemm); GRAPHAD_BLAS_ONLY=1 sends all to BLAS.
 cdef bint _own_gemm = ga_gemm_available() == 1 and os.environ.get("GRAPHAD_BLAS_ONLY", "") != "1"
-cdef double _OWN_GEMM_MAX = 6.7e7   # multiply-adds; past that, BLAS's cache blocking wins
 cdef double _BLAS_SERIAL = 2.6e5    # below this many, OpenBLAS runs a GEMM on one thread anyway
 _blas_threads = None                # () -> the thread count of scipy's BLAS (via threadpoolctl)
 
@@ -619,7 +622,7 @@ cdef bint _use_own_gemm(double macs) except -1:
     single-threaded, so above OpenBLAS's own serial threshold it is used only while BLAS runs
     on one thread too (as in threadpool_limits(1) or OPENBLAS_NUM_THREADS=1)."""
     global _blas_threads
-    if not _own_gemm or macs > _OWN_GEMM_MAX:
+    if not _own_gemm:
         return False
     if macs <= _BLAS_SERIAL:
         return True
@@ -733,11 +736,19 @@ cdef object _gemm(object A, object B, bint may_flip=True):
         # A few rows (a value and its tangents times a weight): dot products, B read once.
         # Otherwise pack the smaller operand with a tiled transpose: either B itself (k n
         # copies), or A^T for C^T = B^T A^T, whose result is transposed back.
-        if m <= 4:
+        if m <= 4 or m >= 64 and ga_gemm_blocked(m, n, k):
+            # large products pack B strip by strip anyway, so they read W^T as it is (with
+            # fewer rows, gathering the strips costs more than the transposes below)
             c = new_array(2, dims, typ)
             with nogil:
-                ga_gemm_nt_d(m, n, k, <double*>cnp.PyArray_DATA(a), lda,
-                             <double*>cnp.PyArray_DATA(b), ldb, <double*>cnp.PyArray_DATA(c), n)
+                if m <= 4:
+                    ga_gemm_nt_d(m, n, k, <double*>cnp.PyArray_DATA(a), lda,
+                                 <double*>cnp.PyArray_DATA(b), ldb,
+                                 <double*>cnp.PyArray_DATA(c), n)
+                else:
+                    ga_gemm_strided_d(m, n, k, <double*>cnp.PyArray_DATA(a), lda, 1,
+                                      <double*>cnp.PyArray_DATA(b), 1, ldb,
+                                      <double*>cnp.PyArray_DATA(c), n)
             return c
         if n > m:
             at = _from_column_major(a.T)

@@ -473,10 +473,15 @@ def test_contiguous_transposes_column_major_matrices(rows, cols, dtype):
 @pytest.mark.parametrize("m,k,n", [(2, 1, 24), (3, 7, 25), (4, 64, 31), (5, 3, 47), (9, 17, 48),
                                    (13, 64, 100), (1, 8, 24), (31, 33, 129), (6, 5, 8),
                                    (7, 9, 9), (10, 256, 10), (11, 3, 15), (17, 40, 23),
-                                   (12, 7, 17), (10, 1, 40), (9, 2, 8), (2, 9, 7), (1, 5, 3)])
+                                   (12, 7, 17), (10, 1, 40), (9, 2, 8), (2, 9, 7), (1, 5, 3),
+                                   # blocked for the caches: several k chunks (added into C),
+                                   # row blocks, a padded last panel, narrow last strips
+                                   (97, 300, 150), (200, 257, 130), (16, 2000, 130),
+                                   (64, 520, 121)])
 def test_own_gemm_matches_blas(m, k, n):
     # every tile shape and tail (8/4/2/1-row tiles and the 9-12-row ones; 24-, 16- and 8-wide
-    # strips with the last vector masked; odd and even k for the two-sum tiles),
+    # strips with the last vector masked; odd and even k for the two-sum tiles; the blocked
+    # path of the large products),
     # with A row- or column-major and B row-major (rows longer than n) or column-major
     rng = np.random.default_rng(m * 1000 + n)
     A = rng.standard_normal((m, k))
