@@ -1,4 +1,4 @@
-/* graphad's own double-precision GEMM for CPUs with AVX-512: C = A B.
+/* graphad's own GEMM for CPUs with AVX-512, float64 (_d) and float32 (_f): C = A B.
  *
  * Why: OpenBLAS is often pinned to its AVX2 (Haswell) kernels (OPENBLAS_CORETYPE), which on an
  * AVX-512 CPU run GEMMs about 2x below what a register-tiled AVX-512 loop reaches, and more so
@@ -17,15 +17,20 @@
 int ga_gemm_available(void);
 void ga_gemm_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
                ptrdiff_t acs, const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+void ga_gemm_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t ars,
+               ptrdiff_t acs, const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
 
-/* Whether ga_gemm_d runs the product (m x k times k x n) blocked for the caches, with A and B
+/* Whether ga_gemm_d / _f run the product (m x k times k x n) blocked for the caches, with A and B
  * packed: the large products.  Those may also have B of any strides: */
 int ga_gemm_blocked(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k);
 
-/* C = A B as ga_gemm_d, for a product that ga_gemm_blocked accepts, with B's element (p, j) at
+/* C = A B as ga_gemm_d / _f, for a product that ga_gemm_blocked accepts, with B's element (p, j) at
  * b[p * brs + j * bcs] (a transposed weight needs no copy) */
 void ga_gemm_strided_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t ars,
                        ptrdiff_t acs, const double *b, ptrdiff_t brs, ptrdiff_t bcs, double *c,
+                       ptrdiff_t ldc);
+void ga_gemm_strided_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t ars,
+                       ptrdiff_t acs, const float *b, ptrdiff_t brs, ptrdiff_t bcs, float *c,
                        ptrdiff_t ldc);
 
 /* C = A B^T with A m x k (row stride lda) and B n x k (row stride ldb), both row-major, by dot
@@ -33,5 +38,7 @@ void ga_gemm_strided_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, p
  * small (it is best for m <= 4).  Same conditions as ga_gemm_d. */
 void ga_gemm_nt_d(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const double *a, ptrdiff_t lda,
                   const double *b, ptrdiff_t ldb, double *c, ptrdiff_t ldc);
+void ga_gemm_nt_f(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                  const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc);
 
 #endif

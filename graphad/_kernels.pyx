@@ -587,17 +587,51 @@ cdef void _gemv(int typ, char trans, int rows, int cols, char *pm, int ld, char 
 
 cdef extern from "ga_gemm.h" nogil:
     int ga_gemm_available()
+    int ga_gemm_blocked(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
     void ga_gemm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t ars,
                    Py_ssize_t acs, const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
+    void ga_gemm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *a, Py_ssize_t ars,
+                   Py_ssize_t acs, const float *b, Py_ssize_t ldb, float *c, Py_ssize_t ldc)
     void ga_gemm_nt_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t lda,
                       const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
-    int ga_gemm_blocked(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
+    void ga_gemm_nt_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *a, Py_ssize_t lda,
+                      const float *b, Py_ssize_t ldb, float *c, Py_ssize_t ldc)
     void ga_gemm_strided_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a,
                            Py_ssize_t ars, Py_ssize_t acs, const double *b, Py_ssize_t brs,
                            Py_ssize_t bcs, double *c, Py_ssize_t ldc)
+    void ga_gemm_strided_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *a,
+                           Py_ssize_t ars, Py_ssize_t acs, const float *b, Py_ssize_t brs,
+                           Py_ssize_t bcs, float *c, Py_ssize_t ldc)
 
-# float64 products with a row-major right operand (or, transposed, a column-major one) use
-# graphad's AVX-512 kernel where the CPU has AVX-512 (see csrc/ga_gemm.h for why) and BLAS would
+
+# the own kernels for either float type, on raw buffers (_rm: B row-major)
+cdef inline void _own_gemm_rm(int typ, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, char *a,
+                           Py_ssize_t ars, Py_ssize_t acs, char *b, Py_ssize_t ldb, char *c,
+                           Py_ssize_t ldc) noexcept nogil:
+    if typ == cnp.NPY_DOUBLE:
+        ga_gemm_d(m, n, k, <double*>a, ars, acs, <double*>b, ldb, <double*>c, ldc)
+    else:
+        ga_gemm_f(m, n, k, <float*>a, ars, acs, <float*>b, ldb, <float*>c, ldc)
+
+
+cdef inline void _own_gemm_nt(int typ, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, char *a,
+                              Py_ssize_t lda, char *b, Py_ssize_t ldb, char *c,
+                              Py_ssize_t ldc) noexcept nogil:
+    if typ == cnp.NPY_DOUBLE:
+        ga_gemm_nt_d(m, n, k, <double*>a, lda, <double*>b, ldb, <double*>c, ldc)
+    else:
+        ga_gemm_nt_f(m, n, k, <float*>a, lda, <float*>b, ldb, <float*>c, ldc)
+
+
+cdef inline void _own_gemm_strided(int typ, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, char *a,
+                                   Py_ssize_t ars, Py_ssize_t acs, char *b, Py_ssize_t brs,
+                                   Py_ssize_t bcs, char *c, Py_ssize_t ldc) noexcept nogil:
+    if typ == cnp.NPY_DOUBLE:
+        ga_gemm_strided_d(m, n, k, <double*>a, ars, acs, <double*>b, brs, bcs, <double*>c, ldc)
+    else:
+        ga_gemm_strided_f(m, n, k, <float*>a, ars, acs, <float*>b, brs, bcs, <float*>c, ldc)
+
+# float64 and float32 products use graphad's AVX-512 kernel where the CPU has AVX-512 (see csrc/ga_gemm.h for why) and BLAS would
 # not run them on several threads (_use_own_gemm); GRAPHAD_BLAS_ONLY=1 sends all to BLAS.
 cdef bint _own_gemm = ga_gemm_available() == 1 and os.environ.get("GRAPHAD_BLAS_ONLY", "") != "1"
 cdef double _BLAS_SERIAL = 2.6e5    # below this many, OpenBLAS runs a GEMM on one thread anyway
@@ -618,7 +652,7 @@ def _find_blas_threads():
 
 
 cdef bint _use_own_gemm(double macs) except -1:
-    """Whether a float64 product of this many multiply-adds should use graphad's kernel: it is
+    """Whether a float product of this many multiply-adds should use graphad's kernel: it is
     single-threaded, so above OpenBLAS's own serial threshold it is used only while BLAS runs
     on one thread too (as in threadpool_limits(1) or OPENBLAS_NUM_THREADS=1)."""
     global _blas_threads
@@ -632,17 +666,17 @@ cdef bint _use_own_gemm(double macs) except -1:
 
 
 def own_gemm_available():
-    """Whether this CPU can run graphad's own float64 GEMM (it has AVX-512F)."""
+    """Whether this CPU can run graphad's own GEMM, float64 and float32 (it has AVX-512F)."""
     return ga_gemm_available() == 1
 
 
 def own_gemm_enabled():
-    """Whether float64 products may use graphad's AVX-512 kernel instead of BLAS."""
+    """Whether float products may use graphad's AVX-512 kernel instead of BLAS."""
     return bool(_own_gemm)
 
 
 def set_own_gemm(bint enabled):
-    """Allow (on CPUs with AVX-512) or forbid graphad's own float64 GEMM; returns the previous
+    """Allow (on CPUs with AVX-512) or forbid graphad's own GEMM; returns the previous
     setting.  BLAS is used for everything else either way."""
     global _own_gemm
     prev = _own_gemm
@@ -671,12 +705,12 @@ cdef void _gemm2d(int typ, char ta, int lda, char *pa, char tb, int ldb, char *p
         else:
             _gemv(typ, b'T', k, n, pb, ldb, pa, 1 if ta == b'N' else lda, pc)
         return
-    if own and typ == cnp.NPY_DOUBLE and tb == b'N' and n >= 8:
+    if own and tb == b'N' and n >= 8:
         # B row-major: graphad's AVX-512 kernel (csrc/ga_gemm.c); A may be either layout
         if ta == b'N':
-            ga_gemm_d(m, n, k, <double*>pa, lda, 1, <double*>pb, ldb, <double*>pc, ldc)
+            _own_gemm_rm(typ, m, n, k, pa, lda, 1, pb, ldb, pc, ldc)
         else:
-            ga_gemm_d(m, n, k, <double*>pa, 1, lda, <double*>pb, ldb, <double*>pc, ldc)
+            _own_gemm_rm(typ, m, n, k, pa, 1, lda, pb, ldb, pc, ldc)
         return
     if typ == cnp.NPY_DOUBLE:
         dgemm(&tb, &ta, &n, &m, &k, &one, <double*>pb, &ldb, <double*>pa, &lda,
@@ -730,7 +764,7 @@ cdef object _gemm(object A, object B, bint may_flip=True):
     dims[1] = n
     if k == 0 or m == 0 or n == 0:
         return cnp.PyArray_ZEROS(2, dims, typ, 0)
-    own = typ == cnp.NPY_DOUBLE and _use_own_gemm(<double>m * n * k)
+    own = _use_own_gemm(<double>m * n * k)
     if own and tb == b'T' and ta == b'N' and m > 1 and n > 1:
         # B column-major (a transposed weight, W^T), which graphad's kernel does not read.
         # A few rows (a value and its tangents times a weight): dot products, B read once.
@@ -742,13 +776,12 @@ cdef object _gemm(object A, object B, bint may_flip=True):
             c = new_array(2, dims, typ)
             with nogil:
                 if m <= 4:
-                    ga_gemm_nt_d(m, n, k, <double*>cnp.PyArray_DATA(a), lda,
-                                 <double*>cnp.PyArray_DATA(b), ldb,
-                                 <double*>cnp.PyArray_DATA(c), n)
+                    _own_gemm_nt(typ, m, n, k, <char*>cnp.PyArray_DATA(a), lda,
+                                 <char*>cnp.PyArray_DATA(b), ldb, <char*>cnp.PyArray_DATA(c), n)
                 else:
-                    ga_gemm_strided_d(m, n, k, <double*>cnp.PyArray_DATA(a), lda, 1,
-                                      <double*>cnp.PyArray_DATA(b), 1, ldb,
-                                      <double*>cnp.PyArray_DATA(c), n)
+                    _own_gemm_strided(typ, m, n, k, <char*>cnp.PyArray_DATA(a), lda, 1,
+                                      <char*>cnp.PyArray_DATA(b), 1, ldb,
+                                      <char*>cnp.PyArray_DATA(c), n)
             return c
         if n > m:
             at = _from_column_major(a.T)
@@ -756,8 +789,8 @@ cdef object _gemm(object A, object B, bint may_flip=True):
             dims[1] = m
             c = new_array(2, dims, typ)
             with nogil:
-                ga_gemm_d(n, m, k, <double*>cnp.PyArray_DATA(b), ldb, 1,
-                          <double*>cnp.PyArray_DATA(at), m, <double*>cnp.PyArray_DATA(c), m)
+                _own_gemm_rm(typ, n, m, k, <char*>cnp.PyArray_DATA(b), ldb, 1,
+                             <char*>cnp.PyArray_DATA(at), m, <char*>cnp.PyArray_DATA(c), m)
             return _from_column_major(c.T)
         b = _from_column_major(b)
         _blas_layout(b, item, &tb, &ldb)

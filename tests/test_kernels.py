@@ -477,15 +477,18 @@ def test_contiguous_transposes_column_major_matrices(rows, cols, dtype):
                                    # blocked for the caches: several k chunks (added into C),
                                    # row blocks, a padded last panel, narrow last strips
                                    (97, 300, 150), (200, 257, 130), (16, 2000, 130),
-                                   (64, 520, 121)])
-def test_own_gemm_matches_blas(m, k, n):
-    # every tile shape and tail (8/4/2/1-row tiles and the 9-12-row ones; 24-, 16- and 8-wide
-    # strips with the last vector masked; odd and even k for the two-sum tiles; the blocked
-    # path of the large products),
+                                   (64, 520, 121), (5, 9, 47), (11, 17, 48), (13, 40, 33)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_own_gemm_matches_blas(m, k, n, dtype):
+    # every tile shape and tail (8/4/2/1-row tiles and the 9-12-row ones; strips of 3 and 2
+    # vectors (8 doubles or 16 floats each) with the last vector masked; odd and even k for the
+    # two-sum tiles; the blocked path of the large products),
     # with A row- or column-major and B row-major (rows longer than n) or column-major
     rng = np.random.default_rng(m * 1000 + n)
-    A = rng.standard_normal((m, k))
-    Bwide = rng.standard_normal((k, n + 5))
+    A = rng.standard_normal((m, k)).astype(dtype)
+    Bwide = rng.standard_normal((k, n + 5)).astype(dtype)
+    tol = (dict(rtol=1e-13, atol=1e-13 * k) if dtype == np.float64 else
+           dict(rtol=1e-5, atol=1e-6 * k))
     prev = K.set_own_gemm(True)
     try:
         for a in (A, np.asfortranarray(A)):
@@ -498,7 +501,9 @@ def test_own_gemm_matches_blas(m, k, n):
                 assert own.flags.c_contiguous
                 K.set_own_gemm(False)
                 blas = K.matmul(a, b)
-                np.testing.assert_allclose(own, blas, rtol=1e-13, atol=1e-13 * k)
-                np.testing.assert_allclose(own, a @ b, rtol=1e-13, atol=1e-13 * k)
+                assert own.dtype == dtype
+                np.testing.assert_allclose(own, blas, **tol)
+                np.testing.assert_allclose(own, a.astype(np.float64) @ b.astype(np.float64),
+                                           **tol)
     finally:
         K.set_own_gemm(prev)
