@@ -1,6 +1,6 @@
-"""graphad's float64 matrix products against the BLAS behind SciPy, one thread, on the shapes
-the other benchmarks and the sweeps produce: square and rectangular, thin (a block of a few
-cotangents or tangents times a weight), and A @ W^T with W row-major (a transposed view).
+"""graphad's float64 and float32 matrix products against the BLAS behind SciPy, one thread, on
+the shapes the other benchmarks and the sweeps produce: square and rectangular, thin (a block of
+a few cotangents or tangents times a weight), and A @ W^T with W row-major (a transposed view).
 
 Both columns go through graphad's `_kernels.matmul`; `set_own_gemm(False)` sends every product
 to BLAS, so the ratio isolates the kernel.  On a CPU without AVX-512 the own kernel is not
@@ -30,6 +30,22 @@ def _best(fn, budget):
     return min(timeit.repeat(fn, number=number, repeat=5)) / number
 
 
+def _compare(K, rng, dtype, m, k, n, wt, budget):
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = (rng.standard_normal((n, k)).T if wt else rng.standard_normal((k, n))).astype(dtype)
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert np.allclose(K.matmul(a, b), exact, rtol=tol, atol=tol * k)
+    K.set_own_gemm(True)
+    own = _best(lambda: K.matmul(a, b), budget)
+    K.set_own_gemm(False)
+    blas = _best(lambda: K.matmul(a, b), budget)
+    K.set_own_gemm(True)
+    gf = 2 * m * k * n / 1e9
+    return {"dtype": np.dtype(dtype).name, "m": m, "k": k, "n": n, "wt": wt, "own": own,
+            "blas": blas, "own_gflops": gf / own, "blas_gflops": gf / blas}
+
+
 def run(quick=False, out="bench/out"):
     from threadpoolctl import threadpool_limits
     from graphad import _kernels as K
@@ -42,24 +58,16 @@ def run(quick=False, out="bench/out"):
     prev = K.set_own_gemm(True)
     try:
         with threadpool_limits(1):
-            for m, k, n, wt in SHAPES[:8] if quick else SHAPES:
-                a = rng.standard_normal((m, k))
-                b = rng.standard_normal((n, k)).T if wt else rng.standard_normal((k, n))
-                assert np.allclose(K.matmul(a, b), a @ b, rtol=1e-12, atol=1e-12 * k)
-                K.set_own_gemm(True)
-                own = _best(lambda: K.matmul(a, b), budget)
-                K.set_own_gemm(False)
-                blas = _best(lambda: K.matmul(a, b), budget)
-                K.set_own_gemm(True)
-                gf = 2 * m * k * n / 1e9
-                rows.append({"m": m, "k": k, "n": n, "wt": wt, "own": own, "blas": blas,
-                             "own_gflops": gf / own, "blas_gflops": gf / blas})
+            for dtype in (np.float64, np.float32):
+                for m, k, n, wt in SHAPES[:8] if quick else SHAPES:
+                    rows.append(_compare(K, rng, dtype, m, k, n, wt, budget))
     finally:
         K.set_own_gemm(prev)
-    lines = ["| m x k x n | B | graphad | GFLOP/s | BLAS | GFLOP/s | graphad / BLAS |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| dtype | m x k x n | B | graphad | GFLOP/s | BLAS | GFLOP/s | graphad / BLAS |",
+             "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['m']} x {r['k']} x {r['n']} | {'W^T' if r['wt'] else 'row-major'} | "
+        lines.append(f"| {r['dtype']} | {r['m']} x {r['k']} x {r['n']} | "
+                     f"{'W^T' if r['wt'] else 'row-major'} | "
                      f"{r['own'] * 1e6:.1f} us | {r['own_gflops']:.0f} | "
                      f"{r['blas'] * 1e6:.1f} us | {r['blas_gflops']:.0f} | "
                      f"{r['own'] / r['blas']:.2f} |")
