@@ -29,15 +29,6 @@ typedef float v16f __attribute__((vector_size(64), aligned(4)));
 #define STOREM(p, m, v) _mm512_mask_storeu_pd((p), (m), (__m512d)(v))
 #define REDUCE(v) _mm512_reduce_add_pd((__m512d)(v))
 #include "ga_gemm_impl.h"
-#undef T
-#undef VEC
-#undef L
-#undef MASK
-#undef FULL
-#undef SFX
-#undef LOADZ
-#undef STOREM
-#undef REDUCE
 
 #define T float
 #define VEC v16f
@@ -49,15 +40,6 @@ typedef float v16f __attribute__((vector_size(64), aligned(4)));
 #define STOREM(p, m, v) _mm512_mask_storeu_ps((p), (m), (__m512)(v))
 #define REDUCE(v) _mm512_reduce_add_ps((__m512)(v))
 #include "ga_gemm_impl.h"
-#undef T
-#undef VEC
-#undef L
-#undef MASK
-#undef FULL
-#undef SFX
-#undef LOADZ
-#undef STOREM
-#undef REDUCE
 
 int ga_gemm_available(void)
 {

@@ -3,7 +3,8 @@
  *   T      the element type            VEC    its 64-byte vector (GCC vector extension)
  *   L      lanes in a vector (8, 16)   MASK   the lane-mask type, FULL all lanes
  *   SFX    the suffix of every name    LOADZ, STOREM, REDUCE   masked load / store, lane sum
- * Widths below are in vectors: a strip of B is 3 vectors wide (24 doubles, 48 floats). */
+ * Widths below are in vectors: a strip of B is 3 vectors wide (24 doubles, 48 floats).  The
+ * parameters are undefined at the end. */
 
 #define FN(x) FN_(x, SFX)
 #define FN_(x, s) FN__(x, s)
@@ -278,3 +279,13 @@ void FN(ga_gemm_nt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t
 #undef FN
 #undef FN_
 #undef FN__
+/* the parameters, so that the next inclusion can define them again */
+#undef T
+#undef VEC
+#undef L
+#undef MASK
+#undef FULL
+#undef SFX
+#undef LOADZ
+#undef STOREM
+#undef REDUCE
