@@ -813,6 +813,7 @@ cdef object _gemm_batched(object A, object B):
     cdef char ta, tb
     cdef int lda, ldb, m, n, k, typ
     cdef Py_ssize_t i, nb, item
+    cdef bint own
     cdef cnp.int64_t[::1] oa, ob
     cdef char *pa
     cdef char *pb
@@ -838,17 +839,18 @@ cdef object _gemm_batched(object A, object B):
     oa = np.ascontiguousarray(idx @ np.array(A.strides[:len(batch)], dtype=np.int64))
     ob = np.ascontiguousarray(idx @ np.array(B.strides[:len(batch)], dtype=np.int64))
     nb = oa.shape[0]
-    C = np.zeros(batch + (m, n), dtype=A.dtype)
-    c = <cnp.ndarray>C
     if m == 0 or n == 0 or k == 0:
-        return C
+        return np.zeros(batch + (m, n), dtype=A.dtype)
+    C = np.empty(batch + (m, n), dtype=A.dtype)
+    c = <cnp.ndarray>C
+    own = _use_own_gemm(<double>m * n * k)
     pa = <char*>cnp.PyArray_DATA(a)
     pb = <char*>cnp.PyArray_DATA(b)
     pc = <char*>cnp.PyArray_DATA(c)
     with nogil:
         for i in range(nb):
             _gemm2d(typ, ta, lda, pa + oa[i], tb, ldb, pb + ob[i], m, n, k,
-                    pc + i * m * n * item)
+                    pc + i * m * n * item, own)
     return C
 
 

@@ -507,3 +507,28 @@ def test_own_gemm_matches_blas(m, k, n, dtype):
                                            **tol)
     finally:
         K.set_own_gemm(prev)
+
+
+@pytest.mark.skipif(not K.own_gemm_available(),
+                    reason="graphad's own GEMM needs a CPU with AVX-512")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_own_gemm_in_batched_products(dtype):
+    # a stack times a stack (broadcast batch axes, transposed blocks): one product per matrix
+    rng = np.random.default_rng(12)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
+    a = rng.standard_normal((3, 1, 9, 20)).astype(dtype)
+    b = rng.standard_normal((1, 4, 20, 26)).astype(dtype)
+    bt = np.swapaxes(rng.standard_normal((4, 26, 20)).astype(dtype), -1, -2)
+    prev = K.set_own_gemm(True)
+    try:
+        for x, y in ((a, b), (a, bt), (np.swapaxes(a, -1, -2).copy().swapaxes(-1, -2), b)):
+            own = K.matmul(x, y)
+            K.set_own_gemm(False)
+            blas = K.matmul(x, y)
+            K.set_own_gemm(True)
+            assert own.dtype == dtype and own.shape == np.broadcast_shapes(
+                x.shape[:-2], y.shape[:-2]) + (9, 26)
+            np.testing.assert_allclose(own, blas, **tol)
+            np.testing.assert_allclose(own, x.astype(np.float64) @ y.astype(np.float64), **tol)
+    finally:
+        K.set_own_gemm(prev)
