@@ -742,7 +742,8 @@ cdef int _measure_thin_flip(object a, object b):
 
 
 cdef object _gemm(object A, object B, bint may_flip=True):
-    """C = A @ B for 2-D float arrays of one dtype; transposed views go to BLAS uncopied."""
+    """C = A @ B for 2-D float arrays of one dtype; transposed views go to BLAS uncopied (the
+    own kernel reads them in place or packs the smaller operand)."""
     global _thin_flip
     cdef cnp.ndarray a = <cnp.ndarray>A, b = <cnp.ndarray>B, c, at
     cdef char ta = b"N", tb = b"N"
