@@ -532,3 +532,26 @@ def test_own_gemm_in_batched_products(dtype):
             np.testing.assert_allclose(own, x.astype(np.float64) @ y.astype(np.float64), **tol)
     finally:
         K.set_own_gemm(prev)
+
+
+@pytest.mark.skipif(not K.own_gemm_available(),
+                    reason="graphad's own GEMM needs a CPU with AVX-512")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m,k,n", [(191, 255, 96), (192, 256, 97), (193, 257, 143),
+                                   (385, 512, 144), (64, 513, 145), (200, 64, 1000)])
+def test_own_gemm_at_the_cache_block_edges(m, k, n, dtype):
+    # row blocks of 192, k chunks of 256, strips of 24 doubles / 48 floats: one less, exactly,
+    # one more; A and B in both layouts (B column-major is read in place when m >= 64)
+    rng = np.random.default_rng(m + k + n)
+    A = rng.standard_normal((m, k)).astype(dtype)
+    B = rng.standard_normal((k, n)).astype(dtype)
+    exact = A.astype(np.float64) @ B.astype(np.float64)
+    tol = dict(rtol=1e-12, atol=1e-12 * k) if dtype == np.float64 else \
+        dict(rtol=1e-4, atol=1e-5 * k)
+    prev = K.set_own_gemm(True)
+    try:
+        for a in (A, np.asfortranarray(A)):
+            for b in (B, np.asfortranarray(B)):
+                np.testing.assert_allclose(K.matmul(a, b), exact, **tol)
+    finally:
+        K.set_own_gemm(prev)
