@@ -25,7 +25,6 @@ SciPy ships, XLA with its own kernels.  The BLAS in use (and its kernel family) 
 output; where OpenBLAS picks a narrower kernel than the CPU has (an AVX-512 machine run with
 Haswell kernels), OPENBLAS_CORETYPE=SkylakeX set before Python starts selects the wider one.
 """
-import argparse
 import json
 import os
 import sys
@@ -429,13 +428,6 @@ def run(quick=False, out="bench/out"):
     return result
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="n, m up to 100, shorter timings")
-    ap.add_argument("--out", default="bench/out")
-    a = ap.parse_args(argv)
-    run(a.quick, a.out)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from graphad.__main__ import bench_script
+    sys.exit(bench_script(run, __doc__, "n, m up to 100, shorter timings"))

@@ -8,7 +8,6 @@ available and the script says so.
 
     python bench/gemm.py [--quick] [--out bench/out]
 """
-import argparse
 import json
 import os
 import sys
@@ -82,13 +81,6 @@ def run(quick=False, out="bench/out"):
     return rows
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--out", default="bench/out")
-    a = ap.parse_args(argv)
-    run(a.quick, a.out)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from graphad.__main__ import bench_script
+    sys.exit(bench_script(run, __doc__))

@@ -18,7 +18,6 @@ step relative to the floor) into --out.
     python bench/train_step.py [--quick] [--out bench/out]
     python -m graphad bench            (calls run())
 """
-import argparse
 import json
 import os
 import sys
@@ -413,13 +412,6 @@ def run(quick=False, out="bench/out"):
     return result
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="float64 and the three small nets only")
-    ap.add_argument("--out", default="bench/out")
-    a = ap.parse_args(argv)
-    run(a.quick, a.out)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from graphad.__main__ import bench_script
+    sys.exit(bench_script(run, __doc__, "float64 and the three small nets only"))

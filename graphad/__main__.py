@@ -38,6 +38,17 @@ def run_benchmarks(quick=False, out="bench/out", only=None):
     return 0
 
 
+def bench_script(run, doc, quick_help="smaller sizes, shorter timings", argv=None):
+    """The command line of one bench/ script run on its own (python bench/NAME.py): --quick and
+    --out, as `python -m graphad bench` passes them to its run()."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--out", default="bench/out", help="directory for tables, JSON, plots")
+    a = ap.parse_args(argv)
+    run(a.quick, a.out)
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="graphad", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
