@@ -25,7 +25,6 @@ SciPy ships, XLA with its own kernels.  The BLAS in use (and its kernel family) 
 output; where OpenBLAS picks a narrower kernel than the CPU has (an AVX-512 machine run with
 Haswell kernels), OPENBLAS_CORETYPE=SkylakeX set before Python starts selects the wider one.
 """
-import json
 import os
 import sys
 import time
@@ -410,7 +409,6 @@ def run(quick=False, out="bench/out"):
               "seconds": time.perf_counter() - t0}
     for name in frameworks:
         result[name] = __import__(name).__version__
-    os.makedirs(out, exist_ok=True)
     md = tables(rows, second, frameworks)
     md += "\n\n### Targets\n\n" + "\n".join(
         f"- {k}: " + ", ".join(f"{a}={_r(b, 3) if isinstance(b, float) else b}"
@@ -419,12 +417,9 @@ def run(quick=False, out="bench/out"):
            f"{', OPENBLAS_CORETYPE=' + result['OPENBLAS_CORETYPE'] if result['OPENBLAS_CORETYPE'] else ''}"
            f"; frameworks: {', '.join(f'{k} {result[k]}' for k in frameworks) or 'none'}."
            f"\n\nPlot: {os.path.join(out, 'fwd_vs_rev.png')}\n")
-    with open(os.path.join(out, "fwd_vs_rev.md"), "w") as fh:
-        fh.write(md)
-    with open(os.path.join(out, "fwd_vs_rev.json"), "w") as fh:
-        json.dump(result, fh, indent=2)
+    from graphad.__main__ import bench_write
+    bench_write(out, "fwd_vs_rev", md, result)
     plot(rows, os.path.join(out, "fwd_vs_rev.png"))
-    print(md)
     return result
 
 

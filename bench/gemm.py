@@ -8,7 +8,6 @@ available and the script says so.
 
     python bench/gemm.py [--quick] [--out bench/out]
 """
-import json
 import os
 import sys
 import timeit
@@ -70,14 +69,9 @@ def run(quick=False, out="bench/out"):
                      f"{r['own'] * 1e6:.1f} us | {r['own_gflops']:.0f} | "
                      f"{r['blas'] * 1e6:.1f} us | {r['blas_gflops']:.0f} | "
                      f"{r['own'] / r['blas']:.2f} |")
-    table = "\n".join(lines)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "gemm.json"), "w") as fh:
-        json.dump({"rows": rows, "quick": quick,
-                   "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}, fh, indent=2)
-    with open(os.path.join(out, "gemm.md"), "w") as fh:
-        fh.write(table + "\n")
-    print(table)
+    from graphad.__main__ import bench_write
+    bench_write(out, "gemm", "\n".join(lines), {
+        "rows": rows, "quick": quick, "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")})
     return rows
 
 

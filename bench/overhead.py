@@ -9,8 +9,6 @@ All with one BLAS thread; every ratio comes from the same run.
 
     python bench/overhead.py [--quick] [--out bench/out]
 """
-import json
-import os
 import sys
 import time
 import timeit
@@ -208,14 +206,10 @@ def run(quick=False, out="bench/out"):
         lines.append(f"| {case} | {_fmt(r['numpy'])} | {_fmt(r['graphad'])} | "
                      f"{r['graphad'] / r['numpy']:.2f} | {_fmt(tt) if tt else 'n/a'} | "
                      f"{(r['graphad'] / tt) if tt else float('nan'):.3f} |")
-    table = "\n".join(lines)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "overhead.json"), "w") as fh:
-        json.dump({"results": results, "torch": torch.__version__ if torch else None,
-                   "numpy": np.__version__, "quick": quick}, fh, indent=2)
-    with open(os.path.join(out, "overhead.md"), "w") as fh:
-        fh.write(table + "\n")
-    print(table)
+    from graphad.__main__ import bench_write
+    bench_write(out, "overhead", "\n".join(lines), {
+        "results": results, "torch": torch.__version__ if torch else None,
+        "numpy": np.__version__, "quick": quick})
     return results
 
 

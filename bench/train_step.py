@@ -18,7 +18,6 @@ step relative to the floor) into --out.
     python bench/train_step.py [--quick] [--out bench/out]
     python -m graphad bench            (calls run())
 """
-import json
 import os
 import sys
 import time
@@ -400,13 +399,9 @@ def run(quick=False, out="bench/out"):
         f"compile {t['compile_ms']:.1f} ms ({'ok' if t['compile_ok'] else 'MISS'}), "
         f"eager {t['eager']:.2f}x ({'ok' if t['eager_ok'] else 'MISS'})"
         for t in result["targets"])
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "train_step.md"), "w") as fh:
-        fh.write(md + "\n")
-    with open(os.path.join(out, "train_step.json"), "w") as fh:
-        json.dump(result, fh, indent=2, default=str)
+    from graphad.__main__ import bench_write
+    bench_write(out, "train_step", md, result)
     png = plot(rows, os.path.join(out, "train_step.png"))
-    print(md)
     if png:
         print(f"\nplot: {png}")
     return result

@@ -1,6 +1,7 @@
 """Command line: `python -m graphad demo` and `python -m graphad bench`."""
 import argparse
 import importlib.util
+import json
 import os
 import sys
 
@@ -36,6 +37,17 @@ def run_benchmarks(quick=False, out="bench/out", only=None):
         module.run(quick=quick, out=out)
     print(f"\nresults written to {os.path.abspath(out)}")
     return 0
+
+
+def bench_write(out, name, md, data):
+    """What a bench/ script leaves in `out`: NAME.md (the tables, also printed) and NAME.json
+    (every timing)."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, name + ".md"), "w") as fh:
+        fh.write(md if md.endswith("\n") else md + "\n")
+    with open(os.path.join(out, name + ".json"), "w") as fh:
+        json.dump(data, fh, indent=2, default=str)
+    print(md)
 
 
 def bench_script(run, doc, quick_help="smaller sizes, shorter timings", argv=None):
