@@ -25,7 +25,7 @@ return to the kernels' cache (_kernels.new_array) and the next call reuses them.
 """
 import numpy as np
 cimport numpy as cnp
-from graphad._core cimport Prim, Tensor, forward, unwrap_args, wrap
+from graphad._core cimport Prim, Tensor, as_outputs, forward, unwrap_args, wrap
 from graphad import _core
 
 cnp.import_array()
@@ -234,7 +234,10 @@ cdef class Program:
                     if p.saves:
                         res, saved = res
                         t.saved = saved
-                    t.data = res if cnp.PyArray_CheckExact(res) else np.asarray(res)
+                    if p.multiple:
+                        t.data = as_outputs(res)
+                    else:
+                        t.data = res if cnp.PyArray_CheckExact(res) else np.asarray(res)
                 elif kind == SWEEP:
                     args = <tuple>ins[2]
                     if ins[3] is not None:

@@ -8,6 +8,7 @@ cdef class Prim:
     cdef public object jvp      # jvp(node, tangents) -> output tangent (None means zero)
     cdef public object fused    # fused(params, raw, tangents) -> (out, tangent), or None
     cdef public bint saves
+    cdef public bint multiple   # fwd returns a tuple of outputs; vjp gets and jvp returns tuples
     cdef public int kernel      # 1 / 2: fwd is the unary / binary C kernel `code` (a fast path)
     cdef public int code
 
@@ -43,3 +44,5 @@ cpdef object arg(Tensor node, Py_ssize_t i)
 cpdef object out(Tensor node)
 cpdef bint need(Tensor node, Py_ssize_t i)
 cdef Tensor wrap(object data)
+cdef tuple as_outputs(object res)
+cpdef tuple outs(Tensor node)

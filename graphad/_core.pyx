@@ -112,7 +112,7 @@ cdef class Prim:
     """A primitive operation: forward on arrays, VJP and JVP rules on nodes."""
 
     def __init__(self, str name, fwd, vjp=None, jvp=None, bint saves=False, int kernel=0,
-                 int code=0, fused=None):
+                 int code=0, fused=None, bint multiple=False):
         self.name = name
         self.fwd = fwd
         self.vjp = vjp
@@ -121,9 +121,24 @@ cdef class Prim:
         self.saves = saves
         self.kernel = kernel
         self.code = code
+        self.multiple = multiple
 
     def __repr__(self):
         return f"Prim({self.name})"
+
+
+# A primitive with several outputs makes one node whose value is the tuple of its outputs; the
+# user sees one Tensor per output, each an `output` node (index i) over it.  The reverse sweep
+# gathers the outputs' cotangents into the node's slots (None where none arrived) and calls its
+# VJP once with the tuple; forward rules return a tuple of tangents, which `output` picks from.
+# So the shared computation (a factorization) runs once, in every sweep and in a replay.
+def _output_fwd(i, values):
+    return values[i]
+
+def _output_jvp(Tensor n, t):
+    return None if t[0] is None else t[0][n.params]
+
+P_OUTPUT = Prim("output", _output_fwd, lambda n, g: (g,), _output_jvp)
 
 
 cdef inline object _shape_of(object x):
@@ -202,12 +217,85 @@ cdef void _eager_tangent(Prim p, Tensor t, list tans) except *:
         t._tan_at = _fwd
 
 
+cdef tuple as_outputs(object res):
+    """A multi-output forward's result as a tuple of ndarrays (NumPy returns scalars for 0-d)."""
+    return tuple([r if cnp.PyArray_CheckExact(r) else np.asarray(r) for r in res])
+
+
+cdef object _fit_tangents(object v, Tensor m, Py_ssize_t nlead):
+    """A multi-output JVP's result: a tuple of tangents, each of shape lead + output shape."""
+    if v is None:
+        return None
+    v = tuple(v)
+    if len(v) != len(m.data):
+        raise ValueError(f"{m.prim.name}: the JVP rule returned {len(v)} tangents for "
+                         f"{len(m.data)} outputs")
+    fitted = []
+    for vi, d in zip(v, m.data):
+        if vi is not None and tuple(_shape_of(vi)[nlead:]) != d.shape:
+            vi = _O.broadcast_to_(vi, tuple(_shape_of(vi)[:nlead]) + d.shape)
+        fitted.append(vi)
+    return tuple(fitted)
+
+
+cdef object _apply_multi(Prim p, tuple args, object params, bint always_wrap):
+    """_apply for a primitive with several outputs: a tuple of Tensors (of arrays for a rule
+    in a plain sweep), over one node that holds them all."""
+    cdef bint any_tensor = False, needs = False
+    cdef Tensor m
+    for a in args:
+        if type(a) is Tensor:
+            any_tensor = True
+            if (<Tensor>a)._requires_grad:
+                needs = True
+    raw = unwrap_args(args) if any_tensor else args
+    res = forward(p, params, raw)
+    saved = None
+    if p.saves:
+        res, saved = res
+    res = as_outputs(res)
+    if _debug and always_wrap:
+        for r in res:
+            _check_finite(p, r, raw, "")
+    if not (any_tensor or always_wrap):
+        return res
+    if not (needs and _grad_enabled):
+        return tuple([wrap(r) for r in res])
+    m = Tensor.__new__(Tensor)
+    m.data = res
+    m._requires_grad = True
+    m.prim = p
+    m.parents = args
+    m.params = params
+    m.saved = saved
+    if _fwd != 0:
+        tans = _input_tangents(args)
+        if tans is not None:
+            if p.jvp is None:
+                raise NotImplementedError(f"forward mode: no JVP rule for {p.name}")
+            m._tan = _fit_tangents(_eager_rule(p.jvp, m, None, tans), m, _fwd_nlead)
+            m._tan_at = _fwd
+    if _tracer is not None:
+        _tracer.record(p, args, params, m)
+    return tuple([_apply(P_OUTPUT, (m,), i, True) for i in range(len(res))])
+
+
+cpdef tuple outs(Tensor node):
+    """The outputs of a multi-output node as a rule should see them: the arrays, or, when
+    recording, Tensors over the node (so that a rule's use of them is differentiated too)."""
+    if not _recording:
+        return node.data
+    return tuple([_apply(P_OUTPUT, (node,), i, False) for i in range(len(node.data))])
+
+
 cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     cdef Py_ssize_t i, n = len(args)
     cdef bint any_tensor = False, needs = False
     cdef Tensor t
     cdef tuple raw
     cdef list tans = None
+    if p.multiple:
+        return _apply_multi(p, args, params, always_wrap)
     for i in range(n):
         a = args[i]
         if type(a) is Tensor:
@@ -536,8 +624,11 @@ def leaf(data, requires_grad=True):
 
 
 def make_node(Prim p, object data, tuple parents, object params=None, object saved=None):
-    """A node for a value computed elsewhere (custom rules, the ODE solver)."""
-    cdef Tensor t = wrap(data)
+    """A node for a value computed elsewhere (custom rules, the ODE solver); for a primitive
+    with several outputs, data is their tuple and the result a tuple of Tensors.  graphad.compile
+    replays it with p.fwd(params, *inputs), which must then recompute the value (and residuals,
+    when p.saves) from arrays; without p.fwd the trace cannot be replayed."""
+    cdef Tensor t = wrap(as_outputs(data) if p.multiple else data)
     t._requires_grad = True
     t.prim = p
     t.parents = parents
@@ -546,9 +637,18 @@ def make_node(Prim p, object data, tuple parents, object params=None, object sav
     if _fwd != 0 and _grad_enabled:
         tans = _input_tangents(parents)
         if tans is not None:
-            _eager_tangent(p, t, tans)
+            if p.multiple:
+                t._tan = _fit_tangents(_eager_rule(p.jvp, t, None, tans), t, _fwd_nlead)
+                t._tan_at = _fwd
+            else:
+                _eager_tangent(p, t, tans)
     if _tracer is not None:
-        _tracer.opaque(p, t)
+        if p.fwd is None:
+            _tracer.opaque(p, t)
+        else:
+            _tracer.record(p, parents, params, t)
+    if p.multiple:
+        return tuple([_apply(P_OUTPUT, (t,), i, True) for i in range(len(t.data))])
     return t
 
 
@@ -577,6 +677,10 @@ cdef list _topo_order(list roots, long stamp, bint by_sources):
             continue
         t._seen = stamp
         if t._src == stamp or t.prim is None:
+            # a root that is itself a target (f returned its input): mark it, so that other
+            # roots that lead to it are not pruned
+            if t._src == stamp or not by_sources:
+                t._need = stamp
             continue
         if t._freed:
             raise _freed_error()
@@ -661,6 +765,20 @@ cdef inline void _accumulate(Tensor p, object g):
         p._ct_owned = True
 
 
+cdef inline void _accumulate_slot(Tensor m, Py_ssize_t i, object g):
+    """Add the cotangent of output i into a multi-output node's list of them (an output may be
+    read by several `output` nodes in a recorded sweep, so slots add too, out of place)."""
+    if m._ct is None:
+        m._ct = [None] * len(m.data)
+    prev = m._ct[i]
+    if prev is None:
+        m._ct[i] = g
+    elif _recording:
+        m._ct[i] = _O.add(prev, g)
+    else:
+        m._ct[i] = K.binary(K.GA_ADD, prev, g)
+
+
 cdef object _fit(object g, Tensor p, Py_ssize_t nlead):
     """Bring a rule's cotangent for input p to shape lead + p.shape and to p's dtype."""
     cdef cnp.ndarray ga, pa
@@ -730,7 +848,7 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
             if g is not None:
                 if t.prim.vjp is None:
                     raise NotImplementedError(f"reverse mode: no VJP rule for {t.prim.name}")
-                grads = t.prim.vjp(t, g)
+                grads = t.prim.vjp(t, tuple(g) if t.prim.multiple else g)
                 parents = t.parents
                 n = len(parents)
                 for i in range(n):
@@ -741,6 +859,9 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
                     if type(a) is not Tensor or (<Tensor>a)._need != stamp:
                         continue
                     p = <Tensor>a
+                    if p.prim is not None and p.prim.multiple:     # t is its output t.params
+                        _accumulate_slot(p, <Py_ssize_t>t.params, gi)
+                        continue
                     gi = _fit(gi, p, nlead)
                     if _debug:
                         _check_finite(t.prim, _unwrap(gi), tuple(_unwrap(x) for x in parents),
@@ -861,7 +982,9 @@ def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
                 if t.prim.jvp is None:
                     raise NotImplementedError(f"forward mode: no JVP rule for {t.prim.name}")
                 v = t.prim.jvp(t, tans)
-                if v is not None and tuple(_shape_of(v)[nlead:]) != t.data.shape:
+                if t.prim.multiple:
+                    v = _fit_tangents(v, t, nlead)
+                elif v is not None and tuple(_shape_of(v)[nlead:]) != t.data.shape:
                     v = _O.broadcast_to_(v, tuple(_shape_of(v)[:nlead]) + t.data.shape)
                 t._ct = v
         results = []

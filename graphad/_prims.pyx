@@ -14,6 +14,9 @@ How to read (and write) an entry
   jvp(n, t) -> tangent            t is the list of the inputs' tangents, None for zero.
   fused(params, inputs, t)        optional, eager forward mode only: (out, tangent) computed
                                   together (a matmul reads its matrix once), or None to decline.
+  multiple=True                   fwd returns a tuple of outputs (one factorization, several
+                                  results); vjp(n, gs) gets a tuple of cotangents, one per
+                                  output, None for zero; jvp returns a tuple of tangents.
 
 A rule reads the node's inputs with arg(n, i), its output with out(n), its static parameters
 with n.params, and computes with the helpers ending in an underscore (mul_, exp_, ...).  Those
@@ -42,11 +45,14 @@ cnp.import_array()
 REGISTRY = {}
 
 
-def defprim(name, fwd, vjp=None, jvp=None, saves=False, kernel=0, code=0, fused=None):
+def defprim(name, fwd, vjp=None, jvp=None, saves=False, kernel=0, code=0, fused=None,
+            multiple=False):
     """Register a primitive.  kernel=1/2 marks fwd as the unary/binary C kernel `code`, which
     the engine then calls directly.  fused(params, inputs, tangents) -> (out, tangent) or None
-    may compute the value and its tangent together in eager forward mode."""
-    p = Prim(name, fwd, vjp, jvp, saves, kernel, code, fused)
+    may compute the value and its tangent together in eager forward mode.  multiple=True: fwd
+    returns a tuple of outputs, vjp(n, gs) gets one cotangent per output (None for zero) and
+    jvp returns one tangent per output (None for zero); outs(n) reads the outputs."""
+    p = Prim(name, fwd, vjp, jvp, saves, kernel, code, fused, multiple)
     REGISTRY[name] = p
     return p
 

@@ -90,20 +90,25 @@ def _scalar_output(out, name):
     return out
 
 
-def _reverse(trace, outs, seeds, retain=False):
-    """Cotangents of the trace's sources, zeros where nothing flowed."""
+def _reverse(trace, outs, seeds, retain=False, record=False):
+    """Cotangents of the trace's sources, zeros where nothing flowed.  The sweep is recorded
+    (and its results are Tensors) when the trace is nested or `record` asks for it."""
+    record = record or trace.nested
     live = [(o, s) for o, s in zip(outs, seeds) if isinstance(o, Tensor) and o.requires_grad]
     if live:
         grads = _core.reverse_sweep([o for o, _ in live], [s for _, s in live],
-                                    retain_graph=retain or trace.nested,
-                                    create_graph=trace.nested, sources=trace.sources)
+                                    retain_graph=retain or record,
+                                    create_graph=record, sources=trace.sources)
     else:
         grads = [None] * len(trace.sources)
     result = []
     for g, s in zip(grads, trace.sources):
         if g is None:
             g = np.zeros(s.shape, s.dtype)
-        result.append(trace.export(g))
+        if record:
+            result.append(g if isinstance(g, Tensor) else _core.as_tensor(g))
+        else:
+            result.append(trace.export(g))
     return result
 
 
@@ -137,8 +142,8 @@ def _as_outputs(out):
 
 def _coerce(trace, v, like, what, whose):
     """A seed or tangent v for the Tensor `like`: its dtype and shape, an array at top level
-    (a Tensor is kept when nested, so that it can carry a graph)."""
-    if not (trace.nested and isinstance(v, Tensor)):
+    (a Tensor is kept when nested or when it carries a graph itself)."""
+    if not (isinstance(v, Tensor) and (trace.nested or v.requires_grad)):
         v = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=like.dtype)
     shape = v.shape
     if tuple(shape) != like.shape:
@@ -162,7 +167,11 @@ def vjp(f, *primals, argnums=None):
             raise ValueError(f"vjp: expected {len(outs)} cotangents, got {len(cts)}")
         seeds = [_coerce(trace, c, o, "vjp: cotangent", "the output")
                  for o, c in zip(outs, cts)]
-        return tuple(_reverse(trace, outs, seeds, retain=True))
+        # a cotangent that is itself being differentiated (vjp_fn inside another transform,
+        # as in a Gauss-Newton product J^T (J v)): record the sweep, so that J^T u is linear
+        # in u on the graph, not a constant
+        record = any(isinstance(c, Tensor) and c.requires_grad for c in seeds)
+        return tuple(_reverse(trace, outs, seeds, retain=True, record=record))
 
     result = [trace.export(o) for o in outs]
     return (result[0] if kind is None else kind(result)), vjp_fn

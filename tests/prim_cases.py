@@ -64,6 +64,12 @@ def P(name, *args, params=None):
     return _core.apply(REGISTRY[name], args, params)
 
 
+def _eigh_mix(A):
+    """Eigenvalues and eigenvectors together, invariant to each eigenvector's sign."""
+    w, V = ga.linalg.eigh(A)
+    return V ** 2 * w[..., None, :]
+
+
 # primitive name -> list of (label, f, argument specs).  Shapes mix broadcasting, scalars and
 # lower-rank operands, because a block of tangents carries a leading axis that must line up
 # with the output, not with a lower-rank operand.
@@ -166,6 +172,14 @@ CASES = {
     "cross_entropy": [(f"reduction={r}", (lambda r: lambda x: P(
         "cross_entropy", x, np.array([2, 0, 1]), params=r))(r), [U((3, 4))])
         for r in ("mean", "sum", "none")],
+    "inv": [("3x3", lambda A: ga.linalg.inv(A + 3.0 * np.eye(3)), [U((3, 3))]),
+            ("batch", lambda A: ga.linalg.inv(A + 3.0 * np.eye(2)), [U((2, 2, 2))])],
+    "slogdet": [("logabsdet", lambda A: ga.linalg.slogdet(A)[1], [U((3, 3))]),
+                ("sign*logabsdet batch", lambda A: ga.linalg.slogdet(A)[0] *
+                 ga.linalg.slogdet(A)[1], [U((2, 3, 3))])],
+    "eigh": [("w and V", _eigh_mix, [U((3, 3))]),
+             ("batch", _eigh_mix, [U((2, 3, 3))]),
+             ("eigvalsh", ga.linalg.eigvalsh, [U((4, 4))])],
     "dropout": [("rate=0.5, fixed rng", lambda x: P(
         "dropout", x, params=(0.5, np.random.default_rng(3))), [U((2, 5))])],
 }
