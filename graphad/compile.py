@@ -32,9 +32,10 @@ graphad functions, and compile training and evaluation as separate functions.
 
 Outputs are fresh on every call: Tensors come back detached (values, not graphs), arrays are
 new arrays (or views of them, when f reshaped a result); a parameter's `.grad` is returned as
-the sweep left it.  Functions whose trace cannot be replayed (higher-order sweeps with
-create_graph, nodes made by custom rules, an output computed by NumPy from traced values) run
-eagerly, with a warning.  Memory: between calls the program keeps its graph's structure but
+the sweep left it.  Nodes of custom rules (ga.custom_vjp / custom_jvp) and primitives with
+several outputs replay like any other.  Functions whose trace cannot be replayed (higher-order
+sweeps with create_graph, a node made without a forward to rerun, an output computed by NumPy
+from traced values) run eagerly, with a warning.  Memory: between calls the program keeps its graph's structure but
 none of its values; the kernels' buffer cache hands the same blocks to the next call.
 """
 import functools
@@ -233,7 +234,8 @@ class _Entry:
 
 class Compiled:
     """A function compiled by ga.compile; call it like the function.  `.traces` counts the
-    traces made so far, `.compile_ms` the time (ms) of the last one (its eager run included)."""
+    traces made so far, `.replays` the calls answered by replaying a program (not by running
+    f), `.compile_ms` the time (ms) of the last trace (its eager run included)."""
 
     def __init__(self, f, cache_size=16):
         functools.update_wrapper(self, f)
@@ -241,6 +243,7 @@ class Compiled:
         self.cache_size = cache_size
         self._cache = {}
         self.traces = 0
+        self.replays = 0
         self.compile_ms = 0.0
 
     def __call__(self, *args, **kwargs):
@@ -254,6 +257,7 @@ class Compiled:
             return self.f(*args, **kwargs)
         program = entry.program
         results = program.run(inputs)
+        self.replays += 1
         try:
             leaves = [o.get(program, results, inputs) for o in entry.outs]
         finally:

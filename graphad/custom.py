@@ -95,11 +95,50 @@ def _lead(x, node):
     return np.ndim(_raw(x)) - node.data.ndim
 
 
-def _single_output(out, name):
-    if isinstance(out, (tuple, list)):
-        raise TypeError(f"{name}: a custom rule's function must return one array (tuple "
-                        f"outputs are not supported; concatenate them)")
-    return out
+class _Packing:
+    """How a function with a tuple (or list) of outputs is one node: its outputs raveled into
+    one vector, so that every mode, block and transposition below applies unchanged; the
+    caller gets them back as reshaped slices, and the user's rules see and return tuples."""
+
+    def __init__(self, outs):
+        self.kind = type(outs)
+        self.shapes = [np.shape(_raw(o)) for o in outs]
+        self.bounds = np.cumsum([0] + [int(np.prod(s, dtype=np.int64)) for s in self.shapes])
+        self.dtype = np.result_type(*[np.asarray(_raw(o)).dtype for o in outs], np.float32)
+
+    def pack(self, outs, lead=()):
+        """One vector (a block lead + (N,)) from the outputs (each lead + its shape); a Tensor
+        when any part is one, so that a recorded rule stays differentiable."""
+        from graphad import _ops
+        if len(outs) != len(self.shapes):
+            raise TypeError(f"custom rule: expected {len(self.shapes)} outputs or tangents, "
+                            f"got {len(outs)}")
+        parts = [np.zeros(tuple(lead) + s, self.dtype) if o is None else o
+                 for o, s in zip(outs, self.shapes)]
+        if any(isinstance(p, Tensor) for p in parts):
+            return _ops.concatenate([_ops.reshape(p, tuple(lead) + (-1,)) for p in parts],
+                                    axis=-1)
+        return np.concatenate([np.reshape(p, tuple(lead) + (-1,)).astype(self.dtype)
+                               for p in parts], axis=-1)
+
+    def unpack(self, flat):
+        """The outputs (each lead + its shape) from a packed vector or block."""
+        lead = tuple(np.shape(_raw(flat))[:-1])
+        parts = [flat[..., a:b].reshape(lead + s)
+                 for a, b, s in zip(self.bounds[:-1], self.bounds[1:], self.shapes)]
+        return self.kind(parts)
+
+
+def _packing(out):
+    return _Packing(out) if isinstance(out, (tuple, list)) else None
+
+
+def _pack(packing, out, lead=()):
+    return out if packing is None else packing.pack(out, lead)
+
+
+def _unpack(packing, flat):
+    return flat if packing is None else packing.unpack(flat)
 
 
 def _connected(outs):
@@ -149,6 +188,7 @@ def _differentiate_fun(fun, node, mode, block):
         sources.append(s)
         args[i] = s
     out = _with_grad(fun, *args)
+    out = _pack(_packing(out), out)
     if not (isinstance(out, Tensor) and out.requires_grad):
         raise TypeError(f"{getattr(fun, '__name__', 'custom function')}: cannot derive the "
                         f"{'forward' if mode == 'fwd' else 'reverse'}-mode rule: the given rule "
@@ -195,10 +235,10 @@ class custom_vjp:
         self.bwd = bwd
 
     def _prim_fwd(self, params, *raw):
-        """The primitive's forward on arrays (for code that replays nodes with apply)."""
+        """The primitive's forward on arrays (graphad.compile replays the node with it)."""
         with _core.no_grad():
             out, res = self.fwd(*raw)
-        return np.asarray(_raw(out)), _tree_map(_raw, res)
+        return np.asarray(_raw(_pack(params[2], out))), _tree_map(_raw, res)
 
     def __call__(self, *args, **kwargs):
         args = _positional(self.fun, args, kwargs)
@@ -209,7 +249,10 @@ class custom_vjp:
                             f"differentiating it")
         # The user's forward runs on the inputs as given, so that residuals computed from them
         # with graphad operations carry their graph (higher derivatives differentiate bwd).
+        # graphad.compile replays the node by running fwd on arrays, so it does not record
+        # the operations fwd makes here
         self._inside += 1
+        tracer = _core.set_tracer(None)
         try:
             try:
                 out, res = self.fwd(*args)
@@ -219,17 +262,20 @@ class custom_vjp:
                     out, res = self.fwd(*[_raw(a) for a in args])
                 raw_res = True
         finally:
+            _core.set_tracer(tracer)
             self._inside -= 1
-        out = _single_output(out, self.__name__)
-        data = np.asarray(_raw(out))
-        return _core.make_node(self.prim, data, tuple(args), params=(self, raw_res), saved=res)
+        packing = _packing(out)
+        data = np.asarray(_raw(_pack(packing, [_raw(o) for o in out] if packing else out)))
+        node = _core.make_node(self.prim, data, tuple(args), params=(self, raw_res, packing),
+                               saved=res)
+        return _unpack(packing, node)
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)
 
 
 def _vjp_residuals(node):
-    self, raw_res = node.params
+    self, raw_res, _ = node.params
     if _recording(node):
         if raw_res:
             raise TypeError(f"custom_vjp {self.__name__}: higher derivatives differentiate "
@@ -249,7 +295,7 @@ def _check_grads(self, grads, node):
 def _call_bwd(self, node, res, g):
     self._inside += 1
     try:
-        return _check_grads(self, self.bwd(res, g), node)
+        return _check_grads(self, self.bwd(res, _unpack(node.params[2], g)), node)
     finally:
         self._inside -= 1
 
@@ -264,7 +310,7 @@ def _bwd_graph(self, node, res):
 
 
 def _vjp_of_custom_vjp(node, g):
-    self, _ = node.params
+    self = node.params[0]
     res = _vjp_residuals(node)
     nlead = _lead(g, node)
     if nlead == 0:
@@ -294,7 +340,7 @@ def _vjp_of_custom_vjp(node, g):
 
 def _jvp_of_custom_vjp(node, t):
     """J v as the transpose of the VJP: reverse sweep of u -> bwd(res, u) seeded with v."""
-    self, _ = node.params
+    self = node.params[0]
     res = _vjp_residuals(node)
     u, grads = _bwd_graph(self, node, res)
     roots, seeds = [], []
@@ -347,7 +393,7 @@ class custom_jvp:
 
     def _prim_fwd(self, params, *raw):
         with _core.no_grad():
-            return np.asarray(_raw(self.fun(*raw)))
+            return np.asarray(_raw(_pack(params[1], self.fun(*raw))))
 
     def __call__(self, *args, **kwargs):
         args = _positional(self.fun, args, kwargs)
@@ -357,8 +403,11 @@ class custom_jvp:
             raise TypeError(f"custom_jvp {self.__name__}: call defjvp(rule) before "
                             f"differentiating it")
         with _core.no_grad():
-            out = _single_output(self.fun(*[_raw(a) for a in args]), self.__name__)
-        return _core.make_node(self.prim, np.asarray(_raw(out)), tuple(args), params=self)
+            out = self.fun(*[_raw(a) for a in args])
+        packing = _packing(out)
+        node = _core.make_node(self.prim, np.asarray(_raw(_pack(packing, out))), tuple(args),
+                               params=(self, packing))
+        return _unpack(packing, node)
 
     def __get__(self, obj, objtype=None):
         return self if obj is None else functools.partial(self, obj)
@@ -368,7 +417,7 @@ def _primals(node):
     return tuple(_core.arg(node, i) for i in range(len(node.parents)))
 
 
-def _tangent_out(self, primals, tangents):
+def _tangent_out(self, primals, tangents, packing=None, lead=()):
     self._inside += 1
     try:
         res = self.rule(primals, tangents)
@@ -377,7 +426,7 @@ def _tangent_out(self, primals, tangents):
     if not isinstance(res, (tuple, list)) or len(res) != 2:
         raise TypeError(f"custom_jvp {self.__name__}: the rule must return "
                         f"(out, tangent_out), got {res!r:.80}")
-    return res[1]
+    return _pack(packing, res[1], lead)
 
 
 def _differentiable(node, i):
@@ -398,19 +447,19 @@ def _jvp_graph(self, node):
         else:
             leaves.append(None)
             tans.append(np.zeros(shape, dtype if dtype.kind in "fc" else np.float64))
-    tout = _with_grad(_tangent_out, self, primals, tuple(tans))
+    tout = _with_grad(_tangent_out, self, primals, tuple(tans), node.params[1])
     return leaves, tout
 
 
 def _jvp_of_custom_jvp(node, t):
-    self = node.params
+    self, packing = node.params
     primals = _primals(node)
     nlead = next(np.ndim(_raw(ti)) - np.ndim(_raw(p)) for ti, p in zip(t, primals)
                  if ti is not None)
     if nlead == 0:
         tans = tuple(ti if ti is not None else
                      np.zeros(np.shape(_raw(p)), node.data.dtype) for ti, p in zip(t, primals))
-        return _tangent_out(self, primals, tans)
+        return _tangent_out(self, primals, tans, packing)
     leaves, tout = _jvp_graph(self, node)
     if isinstance(tout, Tensor) and tout.requires_grad:
         srcs = [v for v, ti in zip(leaves, t) if v is not None and ti is not None]
@@ -427,13 +476,13 @@ def _jvp_of_custom_jvp(node, t):
     for k in range(K):
         tans = tuple(np.zeros(np.shape(_raw(p)), node.data.dtype) if f is None else f[k]
                      for f, p in zip(flat, primals))
-        outs.append(_tangent_out(self, primals, tans))
+        outs.append(_tangent_out(self, primals, tans, packing))
     return _stack(outs, recording).reshape(tuple(lead_shape) + node.data.shape)
 
 
 def _vjp_of_custom_jvp(node, g):
     """J^T g as the transpose of the JVP rule's linear part (linearize and transpose)."""
-    self = node.params
+    self = node.params[0]
     leaves, tout = _jvp_graph(self, node)
     recording = _recording(node)
     nlead = _lead(g, node)

@@ -45,8 +45,48 @@ def test_value_and_grad_matches_eager_on_new_inputs():
         got, want = cvg(*args), vg(*args)
         assert isinstance(got[0], np.ndarray) and isinstance(got[1][0], np.ndarray)
         assert_close(got, want)
-    assert cvg.traces == 1
+    assert cvg.traces == 1 and cvg.replays == 3
     assert cvg.stats()[0]["sweeps"] == 1
+
+
+def test_a_replay_does_not_run_the_python_function():
+    """The replay is the recorded program: f's body (and so its Python-level dispatch) runs
+    only when tracing; the primitives' forwards still run on every call."""
+    calls = []
+    forwards = []
+
+    def loss(W, X):
+        calls.append(1)
+        return ga.sum(ga.tanh(X @ W))
+
+    cvg = ga.compile(ga.value_and_grad(loss))
+    tanh = ga._prims.P_TANH
+    rng = np.random.default_rng(3)
+    with pytest.MonkeyPatch.context() as mp:
+        fwd = tanh.fwd
+        mp.setattr(tanh, "kernel", 0)        # route tanh through fwd, so that it is counted
+        mp.setattr(tanh, "fwd", lambda *a: forwards.append(1) or fwd(*a))
+        for k in range(4):
+            W, X = rng.standard_normal((3, 2)), rng.standard_normal((5, 3))
+            assert_close(cvg(W, X), ga.value_and_grad(loss)(W, X))
+    assert cvg.traces == 1 and cvg.replays == 3
+    assert len(calls) == 1 + 4                # the trace, and the four eager references
+    assert len(forwards) == 1 + 3 + 4         # trace, three replays, four eager references
+
+
+def test_custom_rules_replay():
+    @ga.custom_vjp
+    def cube(x):
+        return x ** 3
+
+    cube.defvjp(lambda x: (cube(x), x), lambda x, g: (3.0 * x ** 2 * g,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")       # no "running it eagerly"
+        cg = ga.compile(ga.grad(lambda x: ga.sum(ga.sin(cube(x)))))
+        for k in range(3):
+            x = np.linspace(-1, 1, 4) + k
+            np.testing.assert_allclose(cg(x), np.cos(x ** 3) * 3 * x ** 2, rtol=1e-13)
+    assert cg.replays == 2
 
 
 def test_retrace_on_new_batch_size_and_dtype():

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import graphad as ga
+from graphad import _core
 from conftest import check_vjp
 
 
@@ -531,3 +532,40 @@ def test_returned_gradients_do_not_alias_inputs():
     g2 = ga.grad(lambda a: ga.sum(a))(x)
     g2 += 1.0
     np.testing.assert_array_equal(x, [1.0, 2.0])
+
+
+# ---------------------------------------------------------------------------------------------
+# regressions: wrong numbers that came back without an error
+
+def test_regression_vjp_output_that_is_an_input_keeps_other_cotangents():
+    """vjp of (v, 2v) with cotangents (1, 1) is 1 + 2 = 3: a root that is a source itself
+    must not prune the other roots that lead to it (it gave [1, 1])."""
+    x, ones = np.array([0.5, -1.0]), np.ones(2)
+    np.testing.assert_array_equal(ga.vjp(lambda v: (v, 2.0 * v), x)[1]((ones, ones))[0], 3.0)
+    ga_, gb = ga.vjp(lambda a, b: (a, a * b), x, 2 * x)[1]((ones, ones))
+    np.testing.assert_allclose(ga_, 1 + 2 * x)
+    np.testing.assert_allclose(gb, x)
+    # the same through backward on a leaf that is also a root of the sweep
+    t = ga.tensor(x, requires_grad=True)
+    _core.reverse_sweep([t, 2.0 * t], [ones, ones])
+    np.testing.assert_array_equal(t.grad, 3.0)
+
+
+def test_regression_vjp_fn_is_differentiable_in_its_cotangent():
+    """u -> J^T u from a top-level vjp is linear in u; differentiating it gave zeros.  The
+    Gauss-Newton product J^T (J v) built the usual way must be right."""
+    x = np.array([0.3, -0.8, 1.4])
+    _, pull = ga.vjp(lambda x: ga.sin(x) * x, x)
+    d = np.cos(x) * x + np.sin(x)                       # the diagonal Jacobian
+    u = np.array([1.0, 2.0, -1.0])
+    np.testing.assert_allclose(ga.jacrev(lambda u: pull(u)[0])(u), np.diag(d), rtol=1e-14)
+    np.testing.assert_allclose(ga.vjp(lambda u: pull(u)[0], u)[1](np.ones(3))[0], d,
+                               rtol=1e-14)
+    A = np.random.default_rng(0).standard_normal((4, 3))
+    f = lambda x: ga.tanh(A @ x)
+    _, pull = ga.vjp(f, x)
+    v = np.array([0.2, 0.1, -0.4])
+    Jv = ga.jvp(f, (x,), (v,))[1]
+    J = ga.jacrev(f)(x)
+    np.testing.assert_allclose(pull(Jv)[0], J.T @ J @ v, rtol=1e-12)
+    np.testing.assert_allclose(ga.jacfwd(lambda w: pull(w)[0])(Jv), J.T, rtol=1e-12)
