@@ -127,10 +127,6 @@ static double pairwise_##SFX(ptrdiff_t n, const T *x)                 \
     return pairwise_##SFX(half, x) + pairwise_##SFX(n - half, x + half); \
 }                                                                      \
 double ga_sum_##SFX(ptrdiff_t n, const T *x) { return pairwise_##SFX(n, x); } \
-void ga_axpy_##SFX(ptrdiff_t n, T alpha, const T *x, T *y)            \
-{                                                                      \
-    for (ptrdiff_t i = 0; i < n; ++i) y[i] += alpha * x[i];           \
-}                                                                      \
 void ga_transpose_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x,   \
                         ptrdiff_t ldx, T *out)                         \
 {                                                                      \

@@ -57,10 +57,6 @@ void ga_transpose_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, ptrdiff_t ld
 double ga_sum_d(ptrdiff_t n, const double *x);
 double ga_sum_f(ptrdiff_t n, const float *x);
 
-/* p[i] -= lr * g[i]: the plain gradient-descent update, in place */
-void ga_axpy_d(ptrdiff_t n, double alpha, const double *x, double *y);
-void ga_axpy_f(ptrdiff_t n, float alpha, const float *x, float *y);
-
 /* ---- losses ------------------------------------------------------------------------------
  * Cross-entropy from logits, row by row, for a C-contiguous (rows, cols) x and int64 labels:
  *   lse[i]  = log sum_j exp(x[i,j])   (shifted by the row maximum: finite for any finite x),

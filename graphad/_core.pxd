@@ -9,6 +9,7 @@ cdef class Prim:
     cdef public object fused    # fused(params, raw, tangents) -> (out, tangent), or None
     cdef public bint saves
     cdef public bint multiple   # fwd returns a tuple of outputs; vjp gets and jvp returns tuples
+    cdef public bint broadcasts # elementwise with NumPy broadcasting: the engine aligns tangents
     cdef public int kernel      # 1 / 2: fwd is the unary / binary C kernel `code` (a fast path)
     cdef public int code
 

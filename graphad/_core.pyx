@@ -112,7 +112,7 @@ cdef class Prim:
     """A primitive operation: forward on arrays, VJP and JVP rules on nodes."""
 
     def __init__(self, str name, fwd, vjp=None, jvp=None, bint saves=False, int kernel=0,
-                 int code=0, fused=None, bint multiple=False):
+                 int code=0, fused=None, bint multiple=False, bint broadcasts=False):
         self.name = name
         self.fwd = fwd
         self.vjp = vjp
@@ -122,6 +122,7 @@ cdef class Prim:
         self.kernel = kernel
         self.code = code
         self.multiple = multiple
+        self.broadcasts = broadcasts
 
     def __repr__(self):
         return f"Prim({self.name})"
@@ -205,10 +206,32 @@ cdef object _eager_rule(object rule, object node_or_params, object x, object tan
         _recording, _grad_enabled = prev_rec, prev_grad
 
 
+cdef list _aligned(Tensor t, list tans, Py_ssize_t nlead):
+    """The input tangents of a broadcasting node t, each with its batch axes in front of the
+    OUTPUT's axes: a block lead + x.shape of a lower-rank input x becomes lead + (1, ..., 1) +
+    x.shape, so that it broadcasts against the other operands as x does (NumPy aligns shapes
+    from the right, which would put the batch axes among x's).  Done here, once, so that the
+    rules of elementwise primitives are written for one tangent and serve a block."""
+    cdef Py_ssize_t i, k, nd = t.data.ndim
+    if nlead == 0:
+        return tans
+    for i in range(len(tans)):
+        ti = tans[i]
+        if ti is None:
+            continue
+        xs = _shape_of(t.parents[i])
+        k = nd - len(xs)
+        if k > 0:
+            tans[i] = _O.reshape_(ti, tuple(_shape_of(ti)[:nlead]) + (1,) * k + tuple(xs))
+    return tans
+
+
 cdef void _eager_tangent(Prim p, Tensor t, list tans) except *:
     """Give the new node t its tangent in the eager forward evaluation (the JVP rule)."""
     if p.jvp is None:
         raise NotImplementedError(f"forward mode: no JVP rule for {p.name}")
+    if p.broadcasts:
+        tans = _aligned(t, tans, _fwd_nlead)
     v = _eager_rule(p.jvp, t, None, tans)
     if v is not None:
         if tuple(_shape_of(v)[_fwd_nlead:]) != t.data.shape:
@@ -981,6 +1004,8 @@ def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
             if anything:
                 if t.prim.jvp is None:
                     raise NotImplementedError(f"forward mode: no JVP rule for {t.prim.name}")
+                if t.prim.broadcasts:
+                    tans = _aligned(t, tans, nlead)
                 v = t.prim.jvp(t, tans)
                 if t.prim.multiple:
                     v = _fit_tangents(v, t, nlead)

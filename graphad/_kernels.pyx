@@ -6,8 +6,8 @@ size 1); everything else goes to the equivalent NumPy call, so results always ma
 """
 cimport cython
 import math
-
 import os
+import weakref
 
 import numpy as np
 cimport numpy as cnp
@@ -28,8 +28,6 @@ cdef extern from "ga_kernels.h" nogil:
     void ga_accumulate_f(Py_ssize_t n, float *acc, const float *x)
     void ga_sum_rows_d(Py_ssize_t rows, Py_ssize_t cols, const double *x, double *out)
     void ga_sum_rows_f(Py_ssize_t rows, Py_ssize_t cols, const float *x, float *out)
-    void ga_axpy_d(Py_ssize_t n, double alpha, const double *x, double *y)
-    void ga_axpy_f(Py_ssize_t n, float alpha, const float *x, float *y)
     void ga_transpose_d(Py_ssize_t rows, Py_ssize_t cols, const double *x, Py_ssize_t ldx,
                         double *out)
     void ga_transpose_f(Py_ssize_t rows, Py_ssize_t cols, const float *x, Py_ssize_t ldx,
@@ -133,12 +131,6 @@ def empty_cache():
             free(<void*><size_t>addr)
     _free_blocks.clear()
     _pooled = 0
-
-
-def empty_like(x):
-    """np.empty_like for a C-contiguous float64/float32 result, from the buffer cache."""
-    cdef cnp.ndarray a = np.asarray(x)
-    return new_array(cnp.PyArray_NDIM(a), cnp.PyArray_DIMS(a), cnp.PyArray_TYPE(a))
 
 
 def _mul0(a, b):
@@ -521,29 +513,6 @@ cpdef object contiguous(object x):
     return np.ascontiguousarray(x)
 
 
-cpdef object axpy(double alpha, object x, object y):
-    """y += alpha * x in place (y: a writable contiguous float buffer of x's shape and dtype)."""
-    cdef cnp.ndarray a, b
-    if _is_float_array(x) and _is_float_array(y) and \
-            cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.PyArray_TYPE(<cnp.ndarray>y) and \
-            cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x) and \
-            cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>y) and \
-            cnp.PyArray_SAMESHAPE(<cnp.ndarray>x, <cnp.ndarray>y):
-        a = <cnp.ndarray>x
-        b = <cnp.ndarray>y
-        if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
-            with nogil:
-                ga_axpy_d(cnp.PyArray_SIZE(a), alpha, <double*>cnp.PyArray_DATA(a),
-                          <double*>cnp.PyArray_DATA(b))
-        else:
-            with nogil:
-                ga_axpy_f(cnp.PyArray_SIZE(a), <float>alpha, <float*>cnp.PyArray_DATA(a),
-                          <float*>cnp.PyArray_DATA(b))
-        return y
-    y += alpha * x
-    return y
-
-
 # ---------------------------------------------------------------------------------------------
 # matmul through BLAS.  BLAS is column-major; a C-contiguous (m, k) matrix is, to BLAS, the
 # column-major (k, m) matrix A^T.  So C = A B is computed as C^T = B^T A^T with the operands
@@ -811,8 +780,8 @@ cdef object _gemm_batched(object A, object B):
     """Batched C = A @ B over broadcast batch axes: one GEMM per matrix, at byte offsets
     computed in bulk, with no copies unless a matrix has no unit-stride axis."""
     cdef cnp.ndarray a, b, c
-    cdef char ta, tb
-    cdef int lda, ldb, m, n, k, typ
+    cdef char ta = b"N", tb = b"N"
+    cdef int lda = 1, ldb = 1, m, n, k, typ
     cdef Py_ssize_t i, nb, item
     cdef bint own
     cdef cnp.int64_t[::1] oa, ob
@@ -855,9 +824,99 @@ cdef object _gemm_batched(object A, object B):
     return C
 
 
+# ---------------------------------------------------------------------------------------------
+# identity blocks.  The seed of jacfwd / jacrev is the identity, carried as a block of tangents
+# or cotangents (rows start..start+k of it); the first matmul it meets would multiply by it.
+# Blocks made by unit_block are registered here (weakly, by id), and matmul copies the matching
+# rows of the other operand instead: one GEMM saved per Jacobian, invisible to the rules.
+# Blocks are read-only and the last few are kept, so repeated Jacobians of one shape reuse them.
+
+cdef dict _UNIT = {}
+cdef dict _UNIT_CACHE = {}
+
+
+def _forget_unit(key):
+    _UNIT.pop(key, None)
+
+
+def unit_block(shape, Py_ssize_t start, Py_ssize_t k, dtype):
+    """Rows start..start+k of the identity on a space of the given shape: a read-only array of
+    shape (k,) + shape whose j-th entry is the (start + j)-th basis element."""
+    shape = tuple(shape)
+    dtype = np.dtype(dtype)
+    ckey = (shape, start, k, dtype)
+    block = _UNIT_CACHE.get(ckey)
+    if block is not None:
+        return block
+    size = math.prod(shape)
+    flat = np.zeros((k, size), dtype)
+    flat[np.arange(k), start + np.arange(k)] = 1
+    block = flat.reshape((k,) + shape)
+    block.flags.writeable = False
+    key = id(block)
+    _UNIT[key] = (weakref.ref(block, lambda r, key=key: _forget_unit(key)), start)
+    if len(_UNIT_CACHE) >= 8 or block.nbytes > (16 << 20):
+        _UNIT_CACHE.clear()
+    if block.nbytes <= (16 << 20):
+        _UNIT_CACHE[ckey] = block
+    return block
+
+
+cdef object _unit_start(object x):
+    """start when x is a registered identity block, else None."""
+    e = _UNIT.get(id(x))
+    if e is not None and e[0]() is x:
+        return e[1]
+    return None
+
+
+cdef Py_ssize_t _FUSE_MIN = 1 << 15     # entries of A (256 KiB in float64)
+
+
+cpdef object matmul_fused(object a, object b, object ta, object tb):
+    """Value and tangent of a @ b in eager forward mode, as ONE product that reads the matrix
+    once, where only x carries tangents T: x @ A (x a vector or matrix) or A @ x (x a vector)
+    is the rows [x; T] times A (or A^T), the value the first row(s).  None (the plain product
+    and the JVP rule run) otherwise: also for an identity block T (its product copies rows of
+    A), when stacking T would cost more than a second pass over A, and for a small A
+    (cache-resident, a second pass is cheap)."""
+    if ta is not None and tb is None:
+        x, tx, A, transposed = a, ta, b, False
+    elif tb is not None and ta is None and np.ndim(b) == 1:
+        x, tx, A, transposed = b, tb, a, True
+    else:
+        return None
+    if not (type(x) is np.ndarray and type(tx) is np.ndarray and type(A) is np.ndarray) or \
+            A.ndim != 2 or not 1 <= x.ndim <= 2 or not x.dtype == tx.dtype == A.dtype or \
+            A.dtype.kind != "f" or _unit_start(tx) is not None:
+        return None
+    cdef Py_ssize_t n = A.shape[1] if transposed else A.shape[0]
+    if x.shape[x.ndim - 1] != n or tx.size + x.size > A.size // 2 or A.size < _FUSE_MIN:
+        return None
+    cdef Py_ssize_t rows = x.size // n if n else 0
+    if rows == 0:
+        return None
+    stacked = np.empty((rows + tx.size // n, n), x.dtype)
+    stacked[:rows] = x.reshape(rows, n)
+    stacked[rows:] = tx.reshape(-1, n)
+    r = matmul(stacked, A.T if transposed else A)
+    lead = tx.shape[:tx.ndim - x.ndim]
+    m = r.shape[1]
+    return r[:rows].reshape(x.shape[:x.ndim - 1] + (m,)), \
+        r[rows:].reshape(lead + x.shape[:x.ndim - 1] + (m,))
+
+
 cpdef object matmul(object a, object b):
     """NumPy's matmul semantics (1-D promotion, broadcast batch axes), computed with BLAS for
-    float64/float32 operands of one dtype; anything else goes to np.matmul."""
+    float64/float32 operands of one dtype; anything else goes to np.matmul.  An identity block
+    (unit_block) on the left selects rows of b instead."""
+    if _UNIT and cnp.PyArray_Check(a) and cnp.PyArray_NDIM(<cnp.ndarray>a) == 2 and \
+            cnp.PyArray_Check(b) and 1 <= cnp.PyArray_NDIM(<cnp.ndarray>b) <= 2:
+        start = _unit_start(a)
+        if start is not None and a.shape[1] == b.shape[0]:
+            rows = b[start:start + a.shape[0]]
+            dt = np.result_type(a.dtype, b.dtype)
+            return contiguous(rows) if rows.dtype == dt else rows.astype(dt)
     if not (_is_float_array(a) and _is_float_array(b)) or \
             cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.PyArray_TYPE(<cnp.ndarray>b) or \
             a.ndim == 0 or b.ndim == 0:

@@ -32,8 +32,6 @@ at x = 0 is 0, not NaN).
 
 Each rule's comment states the derivative in the course's notation, df = f'(x)[dx].
 """
-import weakref
-
 import numpy as np
 cimport numpy as cnp
 from graphad cimport _kernels as K
@@ -46,13 +44,15 @@ REGISTRY = {}
 
 
 def defprim(name, fwd, vjp=None, jvp=None, saves=False, kernel=0, code=0, fused=None,
-            multiple=False):
+            multiple=False, broadcasts=False):
     """Register a primitive.  kernel=1/2 marks fwd as the unary/binary C kernel `code`, which
     the engine then calls directly.  fused(params, inputs, tangents) -> (out, tangent) or None
     may compute the value and its tangent together in eager forward mode.  multiple=True: fwd
     returns a tuple of outputs, vjp(n, gs) gets one cotangent per output (None for zero) and
-    jvp returns one tangent per output (None for zero); outs(n) reads the outputs."""
-    p = Prim(name, fwd, vjp, jvp, saves, kernel, code, fused, multiple)
+    jvp returns one tangent per output (None for zero); outs(n) reads the outputs.
+    broadcasts=True: elementwise with NumPy broadcasting; the engine lines up the batch axes
+    of the input tangents with the output's before calling jvp."""
+    p = Prim(name, fwd, vjp, jvp, saves, kernel, code, fused, multiple, broadcasts)
     REGISTRY[name] = p
     return p
 
@@ -93,7 +93,8 @@ def _binary_fwd(int code, str name):
 
 
 def _binary(str name, int code, vjp, jvp):
-    return defprim(name, _binary_fwd(code, name), vjp, jvp, kernel=2, code=code)
+    return defprim(name, _binary_fwd(code, name), vjp, jvp, kernel=2, code=code,
+                   broadcasts=True)
 
 
 def _tsum(a, b):
@@ -105,33 +106,11 @@ def _tsum(a, b):
     return add_(a, b)
 
 
-def _aligned(n, t):
-    """The inputs' tangents of an elementwise (broadcasting) node, each with its batch axes in
-    front of the OUTPUT's axes: a block lead + x.shape of a lower-rank input x becomes
-    lead + (1, ..., 1) + x.shape, so that it broadcasts against the other operands as x does
-    (NumPy aligns shapes from the right, which would put the batch axes among x's)."""
-    cdef Py_ssize_t i, k, nl, nd = n.data.ndim
-    r = None
-    for i in range(len(t)):
-        ti = t[i]
-        if ti is None:
-            continue
-        xs = _shape(n.parents[i])
-        k = nd - len(xs)
-        nl = _ndim(ti) - len(xs)
-        if k > 0 and nl > 0:
-            if r is None:
-                r = list(t)
-            r[i] = reshape_(ti, _shape(ti)[:nl] + (1,) * k + xs)
-    return t if r is None else r
-
-
 # d(a + b) = da + db
 def add_vjp(n, g):
     return (g, g)
 
 def add_jvp(n, t):
-    t = _aligned(n, t)
     return _tsum(t[0], t[1])
 
 P_ADD = _binary("add", K.GA_ADD, add_vjp, add_jvp)
@@ -142,7 +121,6 @@ def sub_vjp(n, g):
     return (g, neg_(g) if need(n, 1) else None)
 
 def sub_jvp(n, t):
-    t = _aligned(n, t)
     if t[1] is None:
         return t[0]
     return neg_(t[1]) if t[0] is None else sub_(t[0], t[1])
@@ -156,7 +134,6 @@ def mul_vjp(n, g):
             gmul_(g, arg(n, 0)) if need(n, 1) else None)
 
 def mul_jvp(n, t):
-    t = _aligned(n, t)
     return _tsum(None if t[0] is None else gmul_(t[0], arg(n, 1)),
                  None if t[1] is None else gmul_(t[1], arg(n, 0)))
 
@@ -170,7 +147,6 @@ def div_vjp(n, g):
             neg_(gmul_(g, mul_(out(n), rb))) if need(n, 1) else None)
 
 def div_jvp(n, t):
-    t = _aligned(n, t)
     rb = reciprocal_(arg(n, 1))
     return _tsum(None if t[0] is None else gmul_(t[0], rb),
                  None if t[1] is None else neg_(gmul_(t[1], mul_(out(n), rb))))
@@ -195,7 +171,6 @@ def pow_vjp(n, g):
             gmul_(g, _pow_db(n)) if need(n, 1) else None)
 
 def pow_jvp(n, t):
-    t = _aligned(n, t)
     return _tsum(None if t[0] is None else gmul_(t[0], _pow_da(n)),
                  None if t[1] is None else gmul_(t[1], _pow_db(n)))
 
@@ -216,7 +191,6 @@ def minmax_vjp(n, g):
             gmul_(g, _select_weights(n, False)) if need(n, 1) else None)
 
 def minmax_jvp(n, t):
-    t = _aligned(n, t)
     return _tsum(None if t[0] is None else gmul_(t[0], _select_weights(n, True)),
                  None if t[1] is None else gmul_(t[1], _select_weights(n, False)))
 
@@ -285,12 +259,11 @@ def where_vjp(n, g):
             where_(c, z, g) if need(n, 1) else None)
 
 def where_jvp(n, t):
-    t = _aligned(n, t)
     ta = 0.0 if t[0] is None else t[0]
     tb = 0.0 if t[1] is None else t[1]
     return where_(n.params, ta, tb)
 
-P_WHERE = defprim("where", _where_fwd, where_vjp, where_jvp)
+P_WHERE = defprim("where", _where_fwd, where_vjp, where_jvp, broadcasts=True)
 
 
 # clip(x, lo, hi): d = dx inside [lo, hi], 0 outside
@@ -495,11 +468,10 @@ P_TRANSPOSE = defprim("transpose", lambda perm, x: np.transpose(x, perm),
 
 # broadcast_to: d = broadcast(dx); its VJP returns g whole and the engine sums it back down
 def broadcast_jvp(n, t):
-    t0 = _aligned(n, t)[0]
-    return broadcast_to_(t0, _shape(t0)[:_ndim(t0) - n.data.ndim] + n.data.shape)
+    return broadcast_to_(t[0], _shape(t[0])[:_ndim(t[0]) - n.data.ndim] + n.data.shape)
 
 P_BROADCAST = defprim("broadcast_to", lambda shape, x: K.broadcast_to(np.asarray(x), shape),
-                      lambda n, g: (g,), broadcast_jvp)
+                      lambda n, g: (g,), broadcast_jvp, broadcasts=True)
 
 
 # getitem: d = dx[idx];  its transpose scatters (adds) the cotangent into zeros
@@ -645,14 +617,14 @@ def matmul_vjp(n, g):
         ga = gb = None
         if need(n, 0):
             if nb == 2:
-                ga = _block_times(g, _swap(b))
+                ga = matmul_(g, _swap(b))
             else:
                 ga = gmul_(reshape_(g, gshape + (1,)), b)
         if need(n, 1):
             if na == 2 and nb == 2:
                 gb = matmul_(_swap(a), g)
             elif na == 2:
-                gb = _block_times(g, a)
+                gb = matmul_(g, a)
             elif nb == 2:
                 gb = gmul_(reshape_(g, gshape[:len(gshape) - 1] + (1,) + gshape[-1:]),
                            reshape_(a, _shape(a) + (1,)))
@@ -678,68 +650,13 @@ def matmul_vjp(n, g):
             gb = reshape_(gb, _shape(gb)[:-1])
     return (ga, gb)
 
-# A block of tangents that is rows start..start+k of the identity (the seed of jacfwd) is
-# registered in _UNIT (weakly), so that a matmul applying a matrix to it copies the matching rows
-# instead of multiplying by the identity: one GEMM saved per Jacobian.
-# Blocks are read-only and the last few are kept, so repeated Jacobians of one shape reuse them.
-_UNIT = {}
-_UNIT_CACHE = {}
-
-def _forget_unit(key):
-    _UNIT.pop(key, None)
-
-def unit_block(shape, Py_ssize_t start, Py_ssize_t k, dtype):
-    """Rows start..start+k of the identity on a space of the given shape: a read-only array of
-    shape (k,) + shape whose j-th entry is the (start + j)-th basis element."""
-    shape = tuple(shape)
-    dtype = np.dtype(dtype)
-    ckey = (shape, start, k, dtype)
-    block = _UNIT_CACHE.get(ckey)
-    if block is not None:
-        return block
-    size = 1
-    for d in shape:
-        size *= d
-    flat = np.zeros((k, size), dtype)
-    flat[np.arange(k), start + np.arange(k)] = 1
-    block = flat.reshape((k,) + shape)
-    block.flags.writeable = False
-    key = id(block)
-    _UNIT[key] = (weakref.ref(block, lambda r, key=key: _forget_unit(key)), start)
-    if len(_UNIT_CACHE) >= 8 or block.nbytes > (16 << 20):
-        _UNIT_CACHE.clear()
-    if block.nbytes <= (16 << 20):
-        _UNIT_CACHE[ckey] = block
-    return block
-
-cdef object _unit_start(t):
-    """start when t is a registered unit block, else None."""
-    e = _UNIT.get(id(t))
-    if e is not None and e[0]() is t:
-        return e[1]
-    return None
-
-cdef object _rows(x, Py_ssize_t start, Py_ssize_t k):
-    """x[start:start + k] (a contiguous copy of an array; a recorded slice of a Tensor)."""
-    if type(x) is Tensor:
-        return getitem_(x, (slice(start, start + k),))
-    return K.contiguous(x[start:start + k])
-
-cdef object _block_times(g, x):
-    """g @ x for a block g (lead + (k,)) and a matrix or vector x; rows of x when g is a unit
-    block (the seed of jacrev / jacfwd), else one GEMM."""
-    start = _unit_start(g) if type(g) is not Tensor else None
-    if start is not None and _ndim(g) == 2:
-        return _rows(x, start, _shape(g)[0])
-    return matmul_(g, x)
-
 cdef object _times_vector_tangent(x, tv, bint x_first):
     """The product of a matrix-or-vector operand x with the tangent block tv of a VECTOR operand
     (lead + (k,)): x @ tv as x @ v for each v (x_first), or tv @ x.  One GEMM: for x a matrix,
-    x @ v over a block is the block times x^T.  A unit block selects rows instead."""
+    x @ v over a block is the block times x^T."""
     if x_first and _ndim(x) == 2:
-        return _block_times(tv, _swap(x))
-    return _block_times(tv, x)
+        return matmul_(tv, _swap(x))
+    return matmul_(tv, x)
 
 def matmul_jvp(n, t):
     a, b = arg(n, 0), arg(n, 1)
@@ -782,42 +699,9 @@ def _matmul_fwd(params, a, b):
         raise ValueError(f"matmul: shapes {np.shape(a)} and {np.shape(b)} are not aligned "
                          f"for matrix multiplication") from None
 
-cdef Py_ssize_t _FUSE_MIN = 1 << 15     # entries of A (256 KiB in float64)
-
-def _matmul_fused(params, raw, t):
-    """Eager forward mode: value and tangent of x @ A (x a vector or matrix) or A @ x (x a
-    vector), where only x carries tangents T and A is a matrix, as ONE product that reads A
-    once: the rows [x; T] times A (or A^T), the value the first row(s).  None (the separate
-    rules run) otherwise; also for an identity block T (its product copies rows of A), when
-    stacking T would cost more than a second pass over A, and for a small A (cache-resident,
-    a second pass is cheap)."""
-    a, b = raw
-    if t[0] is not None and t[1] is None:
-        x, tx, A, transposed = a, t[0], b, False
-    elif t[1] is not None and t[0] is None and _ndim(b) == 1:
-        x, tx, A, transposed = b, t[1], a, True
-    else:
-        return None
-    if not (type(x) is np.ndarray and type(tx) is np.ndarray and type(A) is np.ndarray) or \
-            A.ndim != 2 or not 1 <= x.ndim <= 2 or not x.dtype == tx.dtype == A.dtype or \
-            A.dtype.kind != "f" or _unit_start(tx) is not None:
-        return None
-    cdef Py_ssize_t n = A.shape[1] if transposed else A.shape[0]
-    if x.shape[x.ndim - 1] != n or tx.size + x.size > A.size // 2 or A.size < _FUSE_MIN:
-        return None
-    cdef Py_ssize_t rows = x.size // n if n else 0
-    if rows == 0:
-        return None
-    stacked = np.empty((rows + tx.size // n, n), x.dtype)
-    stacked[:rows] = x.reshape(rows, n)
-    stacked[rows:] = tx.reshape(-1, n)
-    r = K.matmul(stacked, A.T if transposed else A)
-    lead = tx.shape[:tx.ndim - x.ndim]
-    m = r.shape[1]
-    return r[:rows].reshape(x.shape[:x.ndim - 1] + (m,)), \
-        r[rows:].reshape(lead + x.shape[:x.ndim - 1] + (m,))
-
-P_MATMUL = defprim("matmul", _matmul_fwd, matmul_vjp, matmul_jvp, fused=_matmul_fused)
+# fused: in eager forward mode, value and tangent of x @ A in one product (K.matmul_fused)
+P_MATMUL = defprim("matmul", _matmul_fwd, matmul_vjp, matmul_jvp,
+                   fused=lambda params, raw, t: K.matmul_fused(raw[0], raw[1], t[0], t[1]))
 
 
 # einsum: linear in each operand, so  d einsum(..., X_i, ...) = einsum(..., dX_i, ...)  and the

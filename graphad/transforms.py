@@ -14,7 +14,8 @@ import numpy as np
 from graphad import _core
 from graphad import _kernels as K
 from graphad._core import Tensor
-from graphad._prims import P_ID, unit_block
+from graphad._kernels import unit_block
+from graphad._prims import P_ID
 
 _depth = 0   # how many transforms are running f right now; > 0 means sweeps must record
 
@@ -232,7 +233,7 @@ def _ops():
 
 def _identity_blocks(shape, dtype, chunk_size):
     """Rows of the identity on a space of the given shape, as blocks of shape (k,) + shape.
-    They are registered as unit blocks (graphad._prims.unit_block), so that a matmul applying
+    They are registered as unit blocks (graphad._kernels.unit_block), so that a matmul applying
     a matrix to one copies rows of the matrix instead of running a GEMM with the identity."""
     n = 1
     for d in shape:

@@ -1,6 +1,6 @@
 """The C kernels and BLAS matmul (csrc/ga_kernels.c, graphad/_kernels.pyx) against NumPy: every
 elementwise op on the contiguous, scalar (stride-0) and fallback paths, float32 and float64; matmul
-on C/F-ordered, transposed, strided and broadcast-batched views; accumulate, sum_rows, axpy."""
+on C/F-ordered, transposed, strided and broadcast-batched views; accumulate, sum_rows."""
 import pathlib
 import re
 
@@ -408,7 +408,7 @@ def test_matmul_does_not_modify_or_alias_inputs():
 
 
 # ---------------------------------------------------------------------------------------------
-# accumulate, sum_rows, axpy
+# accumulate, sum_rows
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_accumulate(dtype):
@@ -441,16 +441,6 @@ def test_sum_rows(dtype, shape):
                                else dict(rtol=1e-5, atol=1e-5))
     np.testing.assert_allclose(K.sum_rows(np.asfortranarray(x)), x.sum(axis=0),
                                rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_axpy(dtype):
-    x = np.arange(4, dtype=dtype)
-    y = np.ones(4, dtype)
-    out = K.axpy(-0.5, x, y)
-    assert out is y
-    np.testing.assert_array_equal(y, 1 - 0.5 * np.arange(4))
-    np.testing.assert_array_equal(x, np.arange(4))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -555,3 +545,20 @@ def test_own_gemm_at_the_cache_block_edges(m, k, n, dtype):
                 np.testing.assert_allclose(K.matmul(a, b), exact, **tol)
     finally:
         K.set_own_gemm(prev)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matmul_of_an_identity_block_copies_rows(dtype):
+    """An identity block (the seed of jacfwd / jacrev) on the left selects rows of the right
+    operand, exactly, for matrices, vectors, transposed views and mixed dtypes; a plain array
+    with the same entries takes the GEMM."""
+    unit = K.unit_block((6,), 2, 3, dtype)
+    assert not unit.flags.writeable
+    B = np.random.default_rng(0).standard_normal((6, 4)).astype(dtype)
+    for b in (B, B[:, 0], np.asfortranarray(B), B.T.copy().T):
+        got = K.matmul(unit, b)
+        np.testing.assert_array_equal(got, b[2:5])
+        assert got.dtype == dtype and got.flags.c_contiguous
+    assert K.matmul(unit, B.astype(np.float64)).dtype == np.float64
+    np.testing.assert_allclose(K.matmul(np.array(unit), B), B[2:5], rtol=1e-6)
+    assert K.unit_block((6,), 2, 3, dtype) is unit          # cached
