@@ -174,8 +174,10 @@ P_DIV = _binary("divide", K.GA_DIV, div_vjp, div_jvp)
 
 # d(a^b) = b a^(b-1) da + log(a) a^b db     (log(a) taken as 0 at a = 0, where a^b is 0)
 def _pow_da(n):
+    # gmul: exactly 0 where b == 0, since a^0 is constant (0 * 0^-1 = 0 * inf would be NaN at
+    # a = 0); recorded, it also keeps every higher derivative of a^0, a^1, ... finite there
     b = arg(n, 1)
-    return mul_(b, power_(arg(n, 0), sub_(b, 1.0)))
+    return gmul_(b, power_(arg(n, 0), sub_(b, 1.0)))
 
 def _pow_db(n):
     a = arg(n, 0)
