@@ -497,7 +497,12 @@ cdef class Tensor:
     def swapaxes(self, a, b): return _O.swapaxes(self, a, b)
     def squeeze(self, axis=None): return _O.squeeze(self, axis)
     def dot(self, other): return _O.dot(self, other)
-    def trace(self): return _O.trace(self)
+    def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+        if out is not None:
+            raise TypeError("trace: out= is not supported (graphad never writes into arrays "
+                            "it is given)")
+        return _O.trace(self if dtype is None else _O.astype(self, dtype), offset, axis1, axis2)
+    def diagonal(self, offset=0, axis1=0, axis2=1): return _O.diagonal(self, offset, axis1, axis2)
     def exp(self): return _O.exp(self)
     def log(self): return _O.log(self)
     def sqrt(self): return _O.sqrt(self)

@@ -10,7 +10,7 @@ from graphad._prims import (P_ADD, P_SUB, P_MUL, P_DIV, P_POW, P_MAX, P_MIN, P_N
                             P_SQRT, P_SQUARE, P_ABS, P_SIGN, P_RELU, P_SIGMOID, P_SOFTPLUS,
                             P_WHERE, P_CLIP, P_ASTYPE, P_SUM, P_AMAX, P_AMIN, P_LSE, P_SOFTMAX,
                             P_LOG_SOFTMAX, P_RESHAPE, P_TRANSPOSE, P_BROADCAST, P_GETITEM,
-                            P_CONCAT, P_MATMUL, P_EINSUM, parse_einsum, _norm_axes)
+                            P_CONCAT, P_MATMUL, P_EINSUM, parse_einsum, _norm_axes, _LETTERS)
 from graphad._prims import (reshape_, sum_, broadcast_to_)
 
 
@@ -20,7 +20,7 @@ __all__ = [
     "sign", "relu", "sigmoid", "softplus", "where", "clip", "astype", "sum", "mean", "max",
     "min", "logsumexp", "softmax", "log_softmax", "reshape", "transpose", "swapaxes",
     "expand_dims", "squeeze", "broadcast_to", "getitem", "concatenate", "stack", "matmul",
-    "einsum", "dot", "outer", "trace", "diag", "kron", "vec", "unvec",
+    "einsum", "dot", "outer", "trace", "diagonal", "diag", "kron", "vec", "unvec",
 ]
 
 
@@ -252,27 +252,69 @@ def outer(a, b):
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
-def trace(x):
-    if ndim_of(x) < 2:
-        raise ValueError(f"trace: needs a matrix, got shape {shape_of(x)}")
-    s = shape_of(x)
-    if s[-1] != s[-2]:
-        return einsum("...ij->...", multiply(x, np.eye(s[-2], s[-1])))
-    return einsum("...ii->...", x)
+def _axis_index(axis, Py_ssize_t nd, str name):
+    a = int(axis)
+    if not -nd <= a < nd:
+        raise np.exceptions.AxisError(a, nd, name)
+    return a % nd
 
 
-def diag(x):
-    """The diagonal of a matrix, or the diagonal matrix of a vector (NumPy's diag, k=0)."""
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    """NumPy's diagonal: the entries x[i, i + offset] over axes axis1 and axis2, which are
+    removed; the diagonal becomes the last axis."""
     nd = ndim_of(x)
+    if nd < 2:
+        raise ValueError(f"diagonal: needs at least 2 dimensions, got shape {shape_of(x)}")
+    a1, a2 = _axis_index(axis1, nd, "diagonal"), _axis_index(axis2, nd, "diagonal")
+    if a1 == a2:
+        raise ValueError(f"diagonal: axis1 and axis2 must differ, got {axis1} and {axis2}")
+    s, offset = shape_of(x), int(offset)
+    perm = [k for k in range(nd) if k != a1 and k != a2] + [a1, a2]
+    if perm != list(range(nd)):
+        x = transpose(x, perm)
+    stop = s[a1] if s[a1] < s[a2] - offset else s[a2] - offset   # (min is graphad's here)
+    i = np.arange(0 if offset >= 0 else -offset, stop)
+    return getitem(x, (slice(None),) * (nd - 2) + (i, i + offset))
+
+
+def trace(x, offset=0, axis1=0, axis2=1):
+    """NumPy's trace: the sum of diagonal(x, offset, axis1, axis2) (axes 0 and 1 by default,
+    as NumPy; a stack of matrices in the last two axes needs axis1=-2, axis2=-1)."""
+    nd = ndim_of(x)
+    if nd < 2:
+        raise ValueError(f"trace: needs a matrix, got shape {shape_of(x)}")
+    a1, a2 = _axis_index(axis1, nd, "trace"), _axis_index(axis2, nd, "trace")
+    s = shape_of(x)
+    if int(offset) == 0 and a1 != a2 and s[a1] == s[a2]:
+        # the main diagonal of square axes: one einsum with the two axes' letters tied
+        letters = list(_LETTERS[:nd])
+        letters[a2] = letters[a1]
+        kept = "".join(c for k, c in enumerate(letters) if k != a1 and k != a2)
+        return einsum("".join(letters) + "->" + kept, x)
+    return sum(diagonal(x, offset, a1, a2), axis=-1)
+
+
+def diag(x, k=0):
+    """NumPy's diag: the k-th diagonal of a matrix, or the matrix with a vector on its k-th
+    diagonal."""
+    nd = ndim_of(x)
+    k = int(k)
     if nd == 1:
         n = shape_of(x)[0]
-        return einsum("i,ij->ij", x, np.eye(n, dtype=np.result_type(raw(x), 1.0)))
+        d = einsum("i,ij->ij", x, np.eye(n, dtype=np.result_type(raw(x), 1.0)))
+        if k == 0:
+            return d
+        # pad with |k| zero columns before (k > 0) or after, and |k| zero rows after or before
+        m = k if k > 0 else -k
+        dt = d.dtype
+        zc, zr = np.zeros((n, m), dt), np.zeros((m, n + m), dt)
+        d = concatenate([zc, d] if k > 0 else [d, zc], axis=1)
+        return concatenate([d, zr] if k > 0 else [zr, d], axis=0)
     if nd == 2:
         s = shape_of(x)
-        if s[0] != s[1]:
-            k = s[0] if s[0] < s[1] else s[1]
-            return einsum("ii->i", getitem(x, (slice(0, k), slice(0, k))))
-        return einsum("ii->i", x)
+        if k == 0 and s[0] == s[1]:
+            return einsum("ii->i", x)
+        return diagonal(x, k)
     raise ValueError(f"diag: needs a vector or a matrix, got shape {shape_of(x)}")
 
 
