@@ -491,8 +491,11 @@ P_TRANSPOSE = defprim("transpose", lambda perm, x: np.transpose(x, perm),
 
 # broadcast_to: d = broadcast(dx); its VJP returns g whole and the engine sums it back down
 def broadcast_jvp(n, t):
+    # the batch axes counted on the input's tangent: a single tangent of a lower-rank input
+    # has none (counting them against the output's rank would go negative)
+    cdef Py_ssize_t nl = _ndim(t[0]) - len(_shape(n.parents[0]))
     t0 = _aligned(n, t)[0]
-    return broadcast_to_(t0, _shape(t0)[:_ndim(t0) - n.data.ndim] + n.data.shape)
+    return broadcast_to_(t0, _shape(t0)[:nl] + n.data.shape)
 
 P_BROADCAST = defprim("broadcast_to", lambda shape, x: K.broadcast_to(np.asarray(x), shape),
                       lambda n, g: (g,), broadcast_jvp)
