@@ -270,6 +270,18 @@ P_SIGN = _unary("sign", K.GA_SIGN, None)
 P_STEP = _unary("step", K.GA_STEP, None)
 
 
+# rounding: piecewise constant, so zero derivative (NumPy's ufuncs; primitives so that a compiled
+# program recomputes them rather than freezing the traced values)
+def _zero_deriv(str name, fn):
+    return defprim(name, lambda params, x: np.asarray(fn(x)),
+                   lambda n, g: (np.zeros_like(raw(g)),), lambda n, t: None)
+
+P_FLOOR = _zero_deriv("floor", np.floor)
+P_CEIL = _zero_deriv("ceil", np.ceil)
+P_TRUNC = _zero_deriv("trunc", np.trunc)
+P_RINT = _zero_deriv("rint", np.rint)
+
+
 # where(c, a, b): the condition is a constant (params); d = where(c, da, db)
 def _where_fwd(cond, a, b):
     return np.where(cond, a, b)
