@@ -204,8 +204,21 @@ FUNCS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(FUNCS))
+# these reached Tensor's methods through NumPy's own fallback already; the others gave constants
+_WORKED = {"sum", "sum_keepdims", "mean", "max", "amin", "reshape", "transpose", "swapaxes"}
+
+
+@pytest.mark.parametrize("name", sorted(set(FUNCS) - _WORKED))
 def test_regression_numpy_functions_run_graphads_version(name):
+    _check_numpy_function(name)
+
+
+@pytest.mark.parametrize("name", sorted(_WORKED))
+def test_numpy_reductions_and_shape_functions_still_run_graphads_version(name):
+    _check_numpy_function(name)
+
+
+def _check_numpy_function(name):
     f, x = FUNCS[name]
     y = f(ga.tensor(x, requires_grad=True))
     assert isinstance(y, ga.Tensor) and y.requires_grad
