@@ -6,7 +6,7 @@
     y.backward()          # x.grad == cos(x) * x + sin(x)
 """
 # ruff: noqa: F401  (this module re-exports the public API)
-from graphad import _core, _ops
+from graphad import _core, _ops, _interop
 from graphad._core import (Tensor, as_tensor, is_debug, is_grad_enabled, no_grad, set_debug,
                            set_grad_enabled, tensor)
 from graphad._ops import *  # noqa: F401,F403  (the public array functions; _ops.__all__)
@@ -19,7 +19,7 @@ from graphad.custom import custom_jvp, custom_vjp
 from graphad.compile import compile  # noqa: A001  (ga.compile shadows the builtin on purpose)
 from graphad import linalg, nn, optim
 
-_core.install_ops(_ops)
+_core.install_ops(_ops, _interop)
 
 __version__ = "0.1.0"
 

@@ -44,14 +44,18 @@ cdef class Tracer:
     cdef public list code           # (kind, ...) tuples in program order
     cdef public object unsupported  # why this trace cannot be replayed, or None
     cdef public list sweep_results
+    cdef public dict known          # id -> Tensor: the traced values (nodes, Tensor arguments,
+                                    # comparisons of them), whose reads into Python are frozen
 
     def __init__(self):
         self.code = []
         self.unsupported = None
         self.sweep_results = []
+        self.known = {}
 
     def record(self, Prim p, tuple args, object params, Tensor out):
         self.code.append((FWD, out, p, args, params))
+        self.known[id(out)] = out
 
     def opaque(self, Prim p, Tensor out):
         if self.unsupported is None:

@@ -34,7 +34,8 @@ cdef bint _recording = False     # rules see Tensors (create_graph) rather than 
 cdef bint _debug = False
 cdef long _stamp = 0             # incremented by every sweep; marks what a sweep has visited
 cdef long _sweep = 0             # the stamp of the sweep now running
-cdef object _O = None            # the ops module (graphad._prims), installed at import
+cdef object _O = None            # the ops module (graphad._ops), installed at import
+cdef object _I = None            # the NumPy protocols (graphad._interop), installed at import
 cdef object _tracer = None       # graphad.compile's recorder, while it traces a function
 cdef long _fwd = 0               # the stamp of the eager forward evaluation in progress, or 0
 cdef Py_ssize_t _fwd_nlead = 0   # its tangents' leading batch axes
@@ -45,9 +46,10 @@ cdef Prim _P_ADD = None, _P_SUB = None, _P_MUL = None, _P_DIV = None   # the ari
                                                                        # operators' primitives
 
 
-def install_ops(module):
-    global _O, _P_ADD, _P_SUB, _P_MUL, _P_DIV
+def install_ops(module, interop=None):
+    global _O, _I, _P_ADD, _P_SUB, _P_MUL, _P_DIV
     _O = module
+    _I = interop
     _P_ADD, _P_SUB, _P_MUL, _P_DIV = module.P_ADD, module.P_SUB, module.P_MUL, module.P_DIV
 
 
@@ -266,7 +268,14 @@ cdef object _apply_multi(Prim p, tuple args, object params, bint always_wrap):
     in a plain sweep), over one node that holds them all."""
     cdef bint any_tensor = False, needs = False
     cdef Tensor m
-    for a in args:
+    cdef Py_ssize_t i
+    for i in range(len(args)):
+        a = args[i]
+        if type(a) is not Tensor and type(a) is not float and type(a) is not int:
+            b = _plain_operand(a)
+            if b is not a:
+                args = args[:i] + (b,) + args[i + 1:]
+                a = b
         if type(a) is Tensor:
             any_tensor = True
             if (<Tensor>a)._requires_grad:
@@ -311,6 +320,29 @@ cpdef tuple outs(Tensor node):
     return tuple([_apply(P_OUTPUT, (node,), i, False) for i in range(len(node.data))])
 
 
+_COMPLEX_MSG = ("complex dtypes are not supported yet: graphad differentiates real "
+                "floating-point values only (pass real and imaginary parts as separate real "
+                "arrays)")
+
+
+cdef object _plain_operand(object a):
+    """An operand that is not a Tensor, as a primitive takes it: a list or tuple that holds
+    Tensors stacked with gradients (NumPy would make it a constant), any other an array (the
+    rules compute with their operands); complex values refused."""
+    if type(a) is list or type(a) is tuple:
+        a = _O._stacked(a)
+        if type(a) is not Tensor:
+            a = np.asarray(a)
+            if a.dtype.kind == "c":
+                raise TypeError(_COMPLEX_MSG)
+    elif cnp.PyArray_Check(a):
+        if cnp.PyArray_ISCOMPLEX(<cnp.ndarray>a):
+            raise TypeError(_COMPLEX_MSG)
+    elif isinstance(a, (complex, np.complexfloating)):
+        raise TypeError(_COMPLEX_MSG)
+    return a
+
+
 cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     cdef Py_ssize_t i, n = len(args)
     cdef bint any_tensor = False, needs = False
@@ -321,6 +353,11 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
         return _apply_multi(p, args, params, always_wrap)
     for i in range(n):
         a = args[i]
+        if type(a) is not Tensor and type(a) is not float and type(a) is not int:
+            b = _plain_operand(a)
+            if b is not a:
+                args = args[:i] + (b,) + args[i + 1:]
+                a = b
         if type(a) is Tensor:
             any_tensor = True
             if (<Tensor>a)._requires_grad:
@@ -417,7 +454,9 @@ cdef inline object _unwrap(object x):
 
 
 def _float_dtype_required(dtype, what):
-    if np.dtype(dtype).kind not in "fc":
+    if np.dtype(dtype).kind == "c":
+        raise TypeError(f"{what}: {_COMPLEX_MSG}")
+    if np.dtype(dtype).kind != "f":
         raise TypeError(f"{what}: only floating-point tensors have derivatives, got dtype "
                         f"{np.dtype(dtype)}; convert with .astype(np.float64) first")
 
@@ -439,14 +478,24 @@ cdef class Tensor:
     requires grad (and recording is on), the result remembers how it was made, and
     `backward()` runs a reverse sweep over that record.
     """
-    __array_ufunc__ = None          # NumPy defers to our reflected operators: np_array + t -> Tensor
+    # NumPy's protocols (graphad/_interop.py): a ufunc or NumPy function called on a Tensor runs
+    # graphad's differentiable version (np_array + t -> Tensor) or raises TypeError; never a
+    # silent constant
     __array_priority__ = 1000
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return _I.array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return _I.array_function(func, types, args, kwargs)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = (<Tensor>data).data
         self.data = np.array(data, dtype=dtype)
-        if self.data.dtype.kind not in "biufc":
+        if self.data.dtype.kind == "c":
+            raise TypeError(f"tensor: {_COMPLEX_MSG}")
+        if self.data.dtype.kind not in "biuf":
             raise TypeError(f"tensor: cannot hold data of dtype {self.data.dtype}")
         self.requires_grad = requires_grad
 
@@ -497,9 +546,21 @@ cdef class Tensor:
         return v
 
     def item(self):
+        _read_value(self, ".item()")
         return self.data.item()
 
     def __array__(self, dtype=None, copy=None):
+        # an implicit conversion (np.asarray, NumPy code without a graphad version) would drop
+        # the derivative; constants convert
+        if self._requires_grad or (_fwd != 0 and self._tan_at == _fwd):
+            raise TypeError(
+                "np.asarray: this Tensor carries derivatives (requires grad, or is traced by a "
+                "transform), so converting it to a NumPy array would silently make it a "
+                "constant; use ga.* functions on it, or take its value explicitly with "
+                ".numpy(), .detach() or .item()")
+        _read_value(self, "np.asarray")
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
         return np.asarray(self.data, dtype=dtype)
 
     def __len__(self):
@@ -510,12 +571,15 @@ cdef class Tensor:
             yield self[i]
 
     def __float__(self):
+        _read_value(self, "float()")
         return float(self.data)
 
     def __int__(self):
+        _read_value(self, "int()")
         return int(self.data)
 
     def __bool__(self):
+        _read_value(self, "bool()")
         return bool(self.data)
 
     def __hash__(self):
@@ -578,12 +642,12 @@ cdef class Tensor:
     def __pos__(self): return self
     def __abs__(self): return _O.abs(self)
     def __getitem__(self, idx): return _O.getitem(self, idx)
-    def __lt__(self, other): return wrap(self.data < _unwrap(other))
-    def __le__(self, other): return wrap(self.data <= _unwrap(other))
-    def __gt__(self, other): return wrap(self.data > _unwrap(other))
-    def __ge__(self, other): return wrap(self.data >= _unwrap(other))
-    def __eq__(self, other): return wrap(self.data == _unwrap(other))
-    def __ne__(self, other): return wrap(self.data != _unwrap(other))
+    def __lt__(self, other): return derived(self.data < _unwrap(other), (self, other))
+    def __le__(self, other): return derived(self.data <= _unwrap(other), (self, other))
+    def __gt__(self, other): return derived(self.data > _unwrap(other), (self, other))
+    def __ge__(self, other): return derived(self.data >= _unwrap(other), (self, other))
+    def __eq__(self, other): return derived(self.data == _unwrap(other), (self, other))
+    def __ne__(self, other): return derived(self.data != _unwrap(other), (self, other))
 
     # -- NumPy-style methods ------------------------------------------------------------------
     # dtype= and out= are accepted so that np.sum(t), np.mean(t, axis=0), ... work on Tensors
@@ -608,7 +672,12 @@ cdef class Tensor:
     def swapaxes(self, a, b): return _O.swapaxes(self, a, b)
     def squeeze(self, axis=None): return _O.squeeze(self, axis)
     def dot(self, other): return _O.dot(self, other)
-    def trace(self): return _O.trace(self)
+    def trace(self, offset=0, axis1=0, axis2=1, dtype=None, out=None):
+        if out is not None:
+            raise TypeError("trace: out= is not supported (graphad never writes into arrays "
+                            "it is given)")
+        return _O.trace(self if dtype is None else _O.astype(self, dtype), offset, axis1, axis2)
+    def diagonal(self, offset=0, axis1=0, axis2=1): return _O.diagonal(self, offset, axis1, axis2)
     def exp(self): return _O.exp(self)
     def log(self): return _O.log(self)
     def sqrt(self): return _O.sqrt(self)
@@ -616,6 +685,33 @@ cdef class Tensor:
     def clip(self, lo=None, hi=None): return _O.clip(self, lo, hi)
     def flatten(self): return _O.reshape(self, (-1,))
     def ravel(self): return _O.reshape(self, (-1,))
+
+
+# ga.compile: a traced Tensor's value read into Python (bool, float, int, .item(), np.asarray)
+# is frozen into the replay; the first such read at each call site warns (graphad.compile)
+cdef bint _traced(object x):
+    if type(x) is not Tensor:
+        return False
+    known = getattr(_tracer, "known", None)
+    return (<Tensor>x)._requires_grad or (<Tensor>x).prim is not None or \
+        (known is not None and id(x) in known)
+
+
+cdef inline void _read_value(Tensor t, str what) except *:
+    if _tracer is not None and _traced(t):
+        from graphad.compile import frozen_read
+        frozen_read(what)
+
+
+def derived(object value, tuple sources):
+    """A constant Tensor over value, computed from sources without a derivative (a comparison);
+    while tracing, it counts as traced when a source is, so reading it into Python warns."""
+    cdef Tensor t = wrap(np.asarray(value))
+    if _tracer is not None:
+        known = getattr(_tracer, "known", None)
+        if known is not None and any(_traced(s) for s in sources):
+            known[id(t)] = t
+    return t
 
 
 def _reduce(fn, Tensor x, axis, dtype, out, keepdims):
@@ -634,7 +730,10 @@ def as_tensor(x):
     """x itself if it is a Tensor, else a constant Tensor viewing x (no copy)."""
     if type(x) is Tensor:
         return x
-    return wrap(np.asarray(x))
+    x = np.asarray(x)
+    if x.dtype.kind == "c":
+        raise TypeError(f"as_tensor: {_COMPLEX_MSG}")
+    return wrap(x)
 
 
 def leaf(data, requires_grad=True):

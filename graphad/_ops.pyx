@@ -10,22 +10,42 @@ from graphad._prims import (P_ADD, P_SUB, P_MUL, P_DIV, P_POW, P_MAX, P_MIN, P_N
                             P_SQRT, P_SQUARE, P_ABS, P_SIGN, P_RELU, P_SIGMOID, P_SOFTPLUS,
                             P_WHERE, P_CLIP, P_ASTYPE, P_SUM, P_AMAX, P_AMIN, P_LSE, P_SOFTMAX,
                             P_LOG_SOFTMAX, P_RESHAPE, P_TRANSPOSE, P_BROADCAST, P_GETITEM,
-                            P_CONCAT, P_MATMUL, P_EINSUM, parse_einsum, _norm_axes)
+                            P_CONCAT, P_MATMUL, P_EINSUM, P_FLOOR, P_CEIL, P_TRUNC, P_RINT,
+                            parse_einsum, _norm_axes, _LETTERS)
 from graphad._prims import (reshape_, sum_, broadcast_to_)
 
 
 __all__ = [
     "add", "subtract", "multiply", "divide", "power", "maximum", "minimum", "negative", "exp",
-    "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "sqrt", "square", "abs",
-    "sign", "relu", "sigmoid", "softplus", "where", "clip", "astype", "sum", "mean", "max",
-    "min", "logsumexp", "softmax", "log_softmax", "reshape", "transpose", "swapaxes",
-    "expand_dims", "squeeze", "broadcast_to", "getitem", "concatenate", "stack", "matmul",
-    "einsum", "dot", "outer", "trace", "diag", "kron", "vec", "unvec",
+    "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "sqrt", "square", "abs", "sign",
+    "floor", "ceil", "trunc", "rint", "relu", "sigmoid", "softplus", "where", "clip", "astype",
+    "sum", "mean", "max", "min", "logsumexp", "softmax", "log_softmax", "reshape", "transpose",
+    "swapaxes", "expand_dims", "squeeze", "broadcast_to", "getitem", "concatenate", "stack",
+    "matmul", "einsum", "dot", "outer", "trace", "diagonal", "diag", "tril", "triu", "kron", "vec",
+    "unvec",
 ]
 
 
 cdef inline object raw(x):
     return (<Tensor>x).data if type(x) is Tensor else x
+
+
+cdef bint _has_tensor(x):
+    if type(x) is Tensor:
+        return True
+    if type(x) is list or type(x) is tuple:
+        for e in x:
+            if _has_tensor(e):
+                return True
+    return False
+
+
+def _stacked(x):
+    """A list or tuple that holds Tensors, as one Tensor stacked with gradients (NumPy would turn
+    it into a constant array); anything else as it is."""
+    if (type(x) is list or type(x) is tuple) and _has_tensor(x):
+        return stack([_stacked(e) for e in x])
+    return x
 
 
 cdef inline tuple shape_of(x):
@@ -61,11 +81,16 @@ def sign(x): return apply(P_SIGN, (x,))
 def relu(x): return apply(P_RELU, (x,))
 def sigmoid(x): return apply(P_SIGMOID, (x,))
 def softplus(x): return apply(P_SOFTPLUS, (x,))
+def floor(x): return apply(P_FLOOR, (x,))
+def ceil(x): return apply(P_CEIL, (x,))
+def trunc(x): return apply(P_TRUNC, (x,))
+def rint(x): return apply(P_RINT, (x,))
 
 
 def where(cond, a, b):
     """Elementwise a where cond else b; cond is a constant (no derivative flows through it)."""
     c = np.asarray(raw(cond), dtype=bool)
+    a, b = _stacked(a), _stacked(b)
     try:
         np.broadcast_shapes(c.shape, shape_of(a), shape_of(b))
     except ValueError:
@@ -76,19 +101,28 @@ def where(cond, a, b):
 
 def clip(x, lo=None, hi=None):
     """Values of x limited to [lo, hi]; the derivative is 1 inside and 0 outside."""
+    if (type(lo) is Tensor and lo.requires_grad) or (type(hi) is Tensor and hi.requires_grad):
+        # bounds that carry derivatives: min/max pass theirs on (a constant bound would not)
+        y = x if hi is None else minimum(x, hi)
+        return y if lo is None else maximum(y, lo)
     return apply(P_CLIP, (x,), (raw(lo), raw(hi)))
 
 
 def astype(x, dtype):
-    return apply(P_ASTYPE, (x,), np.dtype(dtype))
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise TypeError(f"astype: complex dtypes are not supported yet (got {dtype})")
+    return apply(P_ASTYPE, (x,), dtype)
 
 
 # -- reductions -----------------------------------------------------------------------------
 def sum(x, axis=None, keepdims=False):
+    x = _stacked(x)
     return apply(P_SUM, (x,), (_norm_axes(axis, ndim_of(x), "sum"), bool(keepdims)))
 
 
 def mean(x, axis=None, keepdims=False):
+    x = _stacked(x)
     axes = _norm_axes(axis, ndim_of(x), "mean")
     shape = shape_of(x)
     count = 1
@@ -101,28 +135,34 @@ def mean(x, axis=None, keepdims=False):
 
 
 def max(x, axis=None, keepdims=False):
+    x = _stacked(x)
     return apply(P_AMAX, (x,), (_norm_axes(axis, ndim_of(x), "max"), bool(keepdims)))
 
 
 def min(x, axis=None, keepdims=False):
+    x = _stacked(x)
     return apply(P_AMIN, (x,), (_norm_axes(axis, ndim_of(x), "min"), bool(keepdims)))
 
 
 def logsumexp(x, axis=None, keepdims=False):
     """log(sum(exp(x))) over axis, computed stably."""
+    x = _stacked(x)
     return apply(P_LSE, (x,), (_norm_axes(axis, ndim_of(x), "logsumexp"), bool(keepdims)))
 
 
 def softmax(x, axis=-1):
+    x = _stacked(x)
     return apply(P_SOFTMAX, (x,), _norm_axes(axis, ndim_of(x), "softmax"))
 
 
 def log_softmax(x, axis=-1):
+    x = _stacked(x)
     return apply(P_LOG_SOFTMAX, (x,), _norm_axes(axis, ndim_of(x), "log_softmax"))
 
 
 # -- shape ----------------------------------------------------------------------------------
 def reshape(x, shape):
+    x = _stacked(x)
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
     shape = tuple(int(s) for s in shape)
@@ -137,6 +177,7 @@ def reshape(x, shape):
 
 
 def transpose(x, axes=None):
+    x = _stacked(x)
     nd = ndim_of(x)
     if axes is None:
         perm = tuple(range(nd - 1, -1, -1))
@@ -149,6 +190,7 @@ def transpose(x, axes=None):
 
 
 def swapaxes(x, axis1, axis2):
+    x = _stacked(x)
     nd = ndim_of(x)
     perm = list(range(nd))
     a, b = int(axis1) % nd, int(axis2) % nd
@@ -157,14 +199,17 @@ def swapaxes(x, axis1, axis2):
 
 
 def expand_dims(x, axis):
+    x = _stacked(x)
     return reshape(x, np.expand_dims(np.empty(shape_of(x), np.bool_), axis).shape)
 
 
 def squeeze(x, axis=None):
+    x = _stacked(x)
     return reshape(x, np.squeeze(np.empty(shape_of(x), np.bool_), axis).shape)
 
 
 def broadcast_to(x, shape):
+    x = _stacked(x)
     shape = tuple(shape)
     try:
         np.broadcast_shapes(shape_of(x), shape)
@@ -188,6 +233,7 @@ def _norm_index(idx):
 
 
 def getitem(x, idx):
+    x = _stacked(x)
     idx = _norm_index(idx)
     try:
         np.empty(shape_of(x), np.bool_)[idx]
@@ -197,7 +243,7 @@ def getitem(x, idx):
 
 
 def concatenate(xs, axis=0):
-    xs = tuple(xs)
+    xs = tuple([_stacked(x) for x in xs])
     if not xs:
         raise ValueError("concatenate: needs at least one array")
     nd = ndim_of(xs[0])
@@ -212,7 +258,7 @@ def concatenate(xs, axis=0):
 
 
 def stack(xs, axis=0):
-    xs = tuple(xs)
+    xs = tuple([_stacked(x) for x in xs])
     if not xs:
         raise ValueError("stack: needs at least one array")
     shapes = set(shape_of(x) for x in xs)
@@ -226,16 +272,19 @@ def stack(xs, axis=0):
 
 # -- linear algebra -------------------------------------------------------------------------
 def matmul(a, b):
+    a, b = _stacked(a), _stacked(b)
     return apply(P_MATMUL, (a, b))
 
 
 def einsum(spec, *operands):
     """Einstein summation (NumPy's notation, '...' included), differentiable in every operand."""
+    operands = tuple([_stacked(x) for x in operands])
     params = parse_einsum(spec, [shape_of(x) for x in operands])
     return apply(P_EINSUM, tuple(operands), params)
 
 
 def dot(a, b):
+    a, b = _stacked(a), _stacked(b)
     if ndim_of(a) == 0 or ndim_of(b) == 0:
         return multiply(a, b)
     if ndim_of(b) <= 2:
@@ -249,35 +298,104 @@ def dot(a, b):
 
 
 def outer(a, b):
+    a, b = _stacked(a), _stacked(b)
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
-def trace(x):
-    if ndim_of(x) < 2:
-        raise ValueError(f"trace: needs a matrix, got shape {shape_of(x)}")
-    s = shape_of(x)
-    if s[-1] != s[-2]:
-        return einsum("...ij->...", multiply(x, np.eye(s[-2], s[-1])))
-    return einsum("...ii->...", x)
+def _axis_index(axis, Py_ssize_t nd, str name):
+    a = int(axis)
+    if not -nd <= a < nd:
+        raise np.exceptions.AxisError(a, nd, name)
+    return a % nd
 
 
-def diag(x):
-    """The diagonal of a matrix, or the diagonal matrix of a vector (NumPy's diag, k=0)."""
+def diagonal(x, offset=0, axis1=0, axis2=1):
+    """NumPy's diagonal: the entries x[i, i + offset] over axes axis1 and axis2, which are
+    removed; the diagonal becomes the last axis."""
+    x = _stacked(x)
     nd = ndim_of(x)
+    if nd < 2:
+        raise ValueError(f"diagonal: needs at least 2 dimensions, got shape {shape_of(x)}")
+    a1, a2 = _axis_index(axis1, nd, "diagonal"), _axis_index(axis2, nd, "diagonal")
+    if a1 == a2:
+        raise ValueError(f"diagonal: axis1 and axis2 must differ, got {axis1} and {axis2}")
+    s, offset = shape_of(x), int(offset)
+    perm = [k for k in range(nd) if k != a1 and k != a2] + [a1, a2]
+    if perm != list(range(nd)):
+        x = transpose(x, perm)
+    stop = s[a1] if s[a1] < s[a2] - offset else s[a2] - offset   # (min is graphad's here)
+    i = np.arange(0 if offset >= 0 else -offset, stop)
+    return getitem(x, (slice(None),) * (nd - 2) + (i, i + offset))
+
+
+def trace(x, offset=0, axis1=0, axis2=1):
+    """NumPy's trace: the sum of diagonal(x, offset, axis1, axis2) (axes 0 and 1 by default,
+    as NumPy; a stack of matrices in the last two axes needs axis1=-2, axis2=-1)."""
+    x = _stacked(x)
+    nd = ndim_of(x)
+    if nd < 2:
+        raise ValueError(f"trace: needs a matrix, got shape {shape_of(x)}")
+    a1, a2 = _axis_index(axis1, nd, "trace"), _axis_index(axis2, nd, "trace")
+    s = shape_of(x)
+    if int(offset) == 0 and a1 != a2 and s[a1] == s[a2]:
+        # the main diagonal of square axes: one einsum with the two axes' letters tied
+        letters = list(_LETTERS[:nd])
+        letters[a2] = letters[a1]
+        kept = "".join(c for k, c in enumerate(letters) if k != a1 and k != a2)
+        return einsum("".join(letters) + "->" + kept, x)
+    return sum(diagonal(x, offset, a1, a2), axis=-1)
+
+
+def diag(x, k=0):
+    """NumPy's diag: the k-th diagonal of a matrix, or the matrix with a vector on its k-th
+    diagonal."""
+    x = _stacked(x)
+    nd = ndim_of(x)
+    k = int(k)
     if nd == 1:
         n = shape_of(x)[0]
-        return einsum("i,ij->ij", x, np.eye(n, dtype=np.result_type(raw(x), 1.0)))
+        d = einsum("i,ij->ij", x, np.eye(n, dtype=np.result_type(raw(x), 1.0)))
+        if k == 0:
+            return d
+        # pad with |k| zero columns before (k > 0) or after, and |k| zero rows after or before
+        m = k if k > 0 else -k
+        dt = d.dtype
+        zc, zr = np.zeros((n, m), dt), np.zeros((m, n + m), dt)
+        d = concatenate([zc, d] if k > 0 else [d, zc], axis=1)
+        return concatenate([d, zr] if k > 0 else [zr, d], axis=0)
     if nd == 2:
         s = shape_of(x)
-        if s[0] != s[1]:
-            k = s[0] if s[0] < s[1] else s[1]
-            return einsum("ii->i", getitem(x, (slice(0, k), slice(0, k))))
-        return einsum("ii->i", x)
+        if k == 0 and s[0] == s[1]:
+            return einsum("ii->i", x)
+        return diagonal(x, k)
     raise ValueError(f"diag: needs a vector or a matrix, got shape {shape_of(x)}")
+
+
+def tril(x, k=0):
+    """x with the entries above its k-th diagonal (of the last two axes) set to 0."""
+    x = _stacked(x)
+    s = shape_of(x)
+    if len(s) < 2:
+        raise ValueError(f"tril: needs at least 2 dimensions, got shape {s}")
+    return where(np.tri(s[-2], s[-1], int(k), dtype=bool), x, np.zeros((), _dtype_of(x)))
+
+
+def triu(x, k=0):
+    """x with the entries below its k-th diagonal (of the last two axes) set to 0."""
+    x = _stacked(x)
+    s = shape_of(x)
+    if len(s) < 2:
+        raise ValueError(f"triu: needs at least 2 dimensions, got shape {s}")
+    return where(~np.tri(s[-2], s[-1], int(k) - 1, dtype=bool), x, np.zeros((), _dtype_of(x)))
+
+
+cdef object _dtype_of(x):
+    return (<Tensor>x).data.dtype if type(x) is Tensor else np.result_type(x)
 
 
 def kron(a, b):
     """Kronecker product: block (i, j) of kron(A, B) is A[i, j] * B."""
+    a, b = _stacked(a), _stacked(b)
     nd = ndim_of(a) if ndim_of(a) > ndim_of(b) else ndim_of(b)
     sa = (1,) * (nd - ndim_of(a)) + shape_of(a)
     sb = (1,) * (nd - ndim_of(b)) + shape_of(b)
@@ -292,6 +410,7 @@ def kron(a, b):
 def vec(x):
     """Stack the columns of x into one vector (column-major), as in the course: vec(AXB) =
     (B^T kron A) vec(X)."""
+    x = _stacked(x)
     return reshape(transpose(x), (-1,))
 
 

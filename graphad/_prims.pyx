@@ -156,8 +156,10 @@ P_DIV = _binary("divide", K.GA_DIV, div_vjp, div_jvp)
 
 # d(a^b) = b a^(b-1) da + log(a) a^b db     (log(a) taken as 0 at a = 0, where a^b is 0)
 def _pow_da(n):
+    # gmul: exactly 0 where b == 0, since a^0 is constant (0 * 0^-1 = 0 * inf would be NaN at
+    # a = 0); recorded, it also keeps every higher derivative of a^0, a^1, ... finite there
     b = arg(n, 1)
-    return mul_(b, power_(arg(n, 0), sub_(b, 1.0)))
+    return gmul_(b, power_(arg(n, 0), sub_(b, 1.0)))
 
 def _pow_db(n):
     a = arg(n, 0)
@@ -246,6 +248,18 @@ P_RECIPROCAL = _unary("reciprocal", K.GA_RECIPROCAL, lambda n: neg_(square_(out(
 P_RELU = _unary("relu", K.GA_RELU, lambda n: step_(arg(n, 0)))                      # [x > 0]
 P_SIGN = _unary("sign", K.GA_SIGN, None)
 P_STEP = _unary("step", K.GA_STEP, None)
+
+
+# rounding: piecewise constant, so zero derivative (NumPy's ufuncs; primitives so that a compiled
+# program recomputes them rather than freezing the traced values)
+def _zero_deriv(str name, fn):
+    return defprim(name, lambda params, x: np.asarray(fn(x)),
+                   lambda n, g: (np.zeros_like(raw(g)),), lambda n, t: None)
+
+P_FLOOR = _zero_deriv("floor", np.floor)
+P_CEIL = _zero_deriv("ceil", np.ceil)
+P_TRUNC = _zero_deriv("trunc", np.trunc)
+P_RINT = _zero_deriv("rint", np.rint)
 
 
 # where(c, a, b): the condition is a constant (params); d = where(c, da, db)
@@ -468,7 +482,10 @@ P_TRANSPOSE = defprim("transpose", lambda perm, x: np.transpose(x, perm),
 
 # broadcast_to: d = broadcast(dx); its VJP returns g whole and the engine sums it back down
 def broadcast_jvp(n, t):
-    return broadcast_to_(t[0], _shape(t[0])[:_ndim(t[0]) - n.data.ndim] + n.data.shape)
+    # the batch axes: none for a single tangent of a lower-rank input (the engine aligns a
+    # block's tangent to the output's rank, so that the count cannot go negative)
+    cdef Py_ssize_t nl = _ndim(t[0]) - n.data.ndim
+    return broadcast_to_(t[0], _shape(t[0])[:nl if nl > 0 else 0] + n.data.shape)
 
 P_BROADCAST = defprim("broadcast_to", lambda shape, x: K.broadcast_to(np.asarray(x), shape),
                       lambda n, g: (g,), broadcast_jvp, broadcasts=True)

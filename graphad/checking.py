@@ -39,9 +39,17 @@ def finite_diff(f, x, dx, method="central", h=None):
         return (_value(f(x + h * dx)) - _value(f(x))) / h
 
 
-def _rel_err(a, b, atol):
+def _mismatch(a, b, scale, rtol, atol):
+    """(whether a disagrees with the reference b, the relative error): they agree when
+    |a - b| <= atol * scale + rtol * |b| in every entry.  `scale` is the size the compared
+    quantity has when f's values change by their own magnitude (see check_grad): the rounding
+    noise of finite differences is proportional to it, so a reference that is zero up to that
+    noise is not compared relatively to the noise (an exact 0 against 1e-11 is a match)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return float(np.max(np.abs(a - b) / (atol + np.abs(b)), initial=0.0))
+    diff = np.abs(a - b)
+    bad = bool(np.any(diff > atol * scale + rtol * np.abs(b)))
+    floor = np.maximum(np.abs(b), atol * scale) + np.finfo(np.float64).tiny
+    return bad, float(np.max(diff / floor, initial=0.0))
 
 
 def check_grad(f, *args, modes=("rev", "fwd"), method="central", rtol=None, atol=None,
@@ -74,33 +82,40 @@ def check_grad(f, *args, modes=("rev", "fwd"), method="central", rtol=None, atol
             a[i] = xi
             return f(*a)
 
+        # how large f's values are per unit change of x: finite differences' rounding noise
+        # (and so the absolute tolerance) is relative to it, not to the derivative itself
+        with _core.no_grad():
+            f_size = float(np.max(np.abs(_value(fi(x))), initial=0.0))
+        per_unit = max(1.0, f_size) / max(1.0, float(np.max(np.abs(x), initial=0.0)))
         for d in range(directions):
             v = rng.standard_normal(x.shape)
             fd = np.atleast_1d(finite_diff(fi, x, v, method=method))
             u = rng.standard_normal(fd.shape)
             tried = f"direction {d} (seed-drawn v of shape {x.shape})"
             uJv_fd = float(np.vdot(u, fd))
+            scale_jv = float(np.linalg.norm(v)) * per_unit           # of each entry of J v
+            scale_ujv = float(np.linalg.norm(u)) * scale_jv           # of <u, J v>
             rev_val = fwd_val = None
             if "rev" in modes:
                 out, pull = vjp(f_at, x)
                 ct = pull(u.reshape(np.shape(out)).astype(np.asarray(out).dtype))[0]
                 rev_val = float(np.vdot(np.asarray(ct, np.float64), v))
-                err = abs(rev_val - uJv_fd) / (atol + abs(uJv_fd))
-                if err > rtol:
+                bad, err = _mismatch(rev_val, uJv_fd, scale_ujv, rtol, atol)
+                if bad:
                     problems.append(f"argument {i}, rev: <J^T u, v> = {rev_val:.10g} but "
                                     f"finite differences give {uJv_fd:.10g} "
                                     f"(relative error {err:.3g}; {tried})")
             if "fwd" in modes:
                 _, jv = jvp(f_at, (x,), (v.astype(x.dtype),))
                 jv = np.atleast_1d(np.asarray(jv, np.float64))
-                err = _rel_err(jv, fd, atol * max(1.0, float(np.max(np.abs(fd), initial=0))))
-                if err > rtol:
+                bad, err = _mismatch(jv, fd, scale_jv, rtol, atol)
+                if bad:
                     problems.append(f"argument {i}, fwd: J v differs from finite differences "
                                     f"(max relative error {err:.3g}; {tried})")
                 fwd_val = float(np.vdot(u, jv))
             if rev_val is not None and fwd_val is not None:
-                err = abs(rev_val - fwd_val) / (atol + abs(fwd_val))
-                if err > rtol:
+                bad, err = _mismatch(rev_val, fwd_val, scale_ujv, rtol, atol)
+                if bad:
                     problems.append(f"argument {i}: VJP is not the transpose of the JVP: "
                                     f"<J^T u, v> = {rev_val:.10g}, <u, J v> = {fwd_val:.10g} "
                                     f"(relative error {err:.3g}; {tried})")

@@ -39,6 +39,8 @@ from traced values) run eagerly, with a warning.  Memory: between calls the prog
 none of its values; the kernels' buffer cache hands the same blocks to the next call.
 """
 import functools
+import os
+import sys
 import time
 import warnings
 
@@ -48,9 +50,35 @@ from graphad import _core
 from graphad._compile import Program, Tracer
 from graphad._core import Tensor
 
-__all__ = ["compile", "effect", "is_tracing"]
+__all__ = ["compile", "effect", "is_tracing", "TraceWarning"]
 
 _tracers = []          # the tracers of the compiled functions being traced now (innermost last)
+_frozen_sites = set()  # (file, line) of the reads of traced values already warned about
+_PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class TraceWarning(RuntimeWarning):
+    """A traced value was read into Python: the compiled replay will reuse it."""
+
+
+def frozen_read(what):
+    """Warn, once per call site, that `what` (bool(), float(), .item(), ...) read a traced
+    Tensor's value into Python: the replay reuses the traced value and any branch taken on it.
+    The call site is the first frame outside graphad (graphad's own reads name their caller)."""
+    f = sys._getframe(1)
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PKG):
+        f = f.f_back
+    if f is None:
+        return
+    site = (f.f_code.co_filename, f.f_lineno)
+    if site in _frozen_sites:
+        return
+    _frozen_sites.add(site)
+    warnings.warn_explicit(
+        f"ga.compile: {what} of a traced Tensor at {site[0]}:{site[1]} reads its value into "
+        f"Python, so the value (and any branch taken on it) is frozen in the replay: later calls "
+        f"reuse what this trace saw.  Compute with graphad functions instead (ga.where for a "
+        f"branch), or call the function uncompiled", TraceWarning, site[0], site[1])
 
 
 def is_tracing():
@@ -267,6 +295,9 @@ class Compiled:
     def _trace(self, key, inputs, tensors, args, kwargs):
         start = time.perf_counter()
         tracer = Tracer()
+        for a in list(args) + list(kwargs.values()):
+            if isinstance(a, Tensor):      # an argument's value is traced too (see frozen_read)
+                tracer.known[id(a)] = a
         _tracers.append(tracer)
         prev = _core.set_tracer(tracer)
         try:

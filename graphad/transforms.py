@@ -145,7 +145,10 @@ def _coerce(trace, v, like, what, whose):
     """A seed or tangent v for the Tensor `like`: its dtype and shape, an array at top level
     (a Tensor is kept when nested or when it carries a graph itself)."""
     if not (isinstance(v, Tensor) and (trace.nested or v.requires_grad)):
-        v = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=like.dtype)
+        v = v.data if isinstance(v, Tensor) else v
+        if np.iscomplexobj(v):       # casting to like's real dtype would drop the imaginary part
+            raise TypeError(f"{what}: {_core._COMPLEX_MSG}")
+        v = np.asarray(v, dtype=like.dtype)
     shape = v.shape
     if tuple(shape) != like.shape:
         raise ValueError(f"{what} has shape {tuple(shape)} but {whose} has shape {like.shape}")

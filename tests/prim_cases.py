@@ -103,6 +103,11 @@ CASES = {
     "square": [("scalar", ga.square, [U(())])],
     "abs": [("vec", ga.abs, [AWAY((4,))])],
     "sign": [("vec", lambda x: ga.sign(x) * x, [AWAY((4,))])],
+    # rounding: zero derivative; values on a grid away from integers and half-integers
+    "floor": [("vec", lambda x: ga.floor(x) * x, [GRID((4,), 1)])],
+    "ceil": [("vec", lambda x: ga.ceil(x) * x, [GRID((4,), 1)])],
+    "trunc": [("vec", lambda x: ga.trunc(x) * x, [GRID((4,), 1)])],
+    "rint": [("vec", lambda x: ga.rint(x) * x, [GRID((4,), 1)])],
     "relu": [("vec", ga.relu, [AWAY((4,))])],
     "step": [("vec", lambda x: P("step", x) * x, [AWAY((4,))])],
     "sigmoid": [("vec", ga.sigmoid, [U((4,), -4, 4)])],

@@ -163,3 +163,44 @@ def test_the_test_helper_catches_a_wrong_vjp_too():
     bad = _wrong_square()
     with pytest.raises(AssertionError):
         check_vjp(lambda a: _core.apply(bad, (a,)), np.array([0.5, 1.5]))
+
+
+def test_regression_check_grad_accepts_an_exactly_zero_gradient():
+    # softmax rows sum to 1: f is constant, its gradient exactly 0, and finite differences give
+    # rounding noise around 0 (relative error against noise is meaningless)
+    X = np.random.default_rng(0).standard_normal((4, 5))
+    assert ga.check_grad(lambda X: ga.softmax(X, axis=1).sum(), X) is None
+    assert ga.check_grad(lambda X: ga.sum(ga.log_softmax(X, axis=0) * 0.0) + 3.0, X) is None
+    # a large constant offset (noise ~ eps^(2/3) * 1e6) does not fail a correct gradient
+    assert ga.check_grad(lambda x: ga.sum(x * x) + 1.0e6, np.array([0.3, -1.2, 2.0])) is None
+
+
+def _custom_square(factor):
+    """y = x^2 as a custom_vjp whose rule says factor * x * g (2 is right)."""
+    @ga.custom_vjp
+    def sq(x):
+        return x * x
+
+    sq.defvjp(lambda x: (x * x, x), lambda x, g: (factor * x * g,))
+    return sq
+
+
+def test_check_grad_still_fails_on_a_wrong_custom_vjp():
+    x = np.array([0.5, 1.5, -2.0])
+    ga.check_grad(lambda a: ga.sum(_custom_square(2.0)(a)), x, modes=("rev",))
+    for factor in (2.02, 1.9, -2.0, 0.0):
+        with pytest.raises(ga.GradientCheckError, match="rev"):
+            ga.check_grad(lambda a: ga.sum(_custom_square(factor)(a)), x, modes=("rev",))
+    # with a large constant in f too: the absolute tolerance grows with f, not past the error
+    with pytest.raises(ga.GradientCheckError):
+        ga.check_grad(lambda a: ga.sum(_custom_square(2.2)(a)) + 1.0e3, x, modes=("rev",))
+
+
+def test_check_grad_fails_a_nonzero_gradient_claimed_for_a_constant_function():
+    @ga.custom_vjp
+    def const(x):
+        return ga.sum(x) * 0.0 + 1.0
+
+    const.defvjp(lambda x: (const(x), None), lambda res, g: (np.full(3, 1e-4) * g,))
+    with pytest.raises(ga.GradientCheckError):
+        ga.check_grad(const, np.array([0.1, 0.2, 0.3]), modes=("rev",))

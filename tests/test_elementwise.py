@@ -455,3 +455,23 @@ def test_binary_broadcast_gradients_against_torch():
         ga_, gb = ga.grad(lambda x, y: ga.sum(op(x, y)), argnums=(0, 1))(a, b)
         np.testing.assert_allclose(ga_, ta.grad.numpy(), rtol=1e-12)
         np.testing.assert_allclose(gb, tb.grad.numpy(), rtol=1e-12)
+
+
+def test_regression_power_zero_exponent_has_zero_derivative_at_zero():
+    # d/dx x^0 = 0 everywhere, also at x = 0 (was 0 * 0^-1 = NaN)
+    assert ga.grad(lambda x: ga.power(x, 0.0))(0.0) == 0.0
+    assert ga.grad(lambda x: x ** 0)(np.array(0.0)) == 0.0
+    np.testing.assert_array_equal(ga.grad(lambda x: ga.sum(x ** 0.0))(np.array([0.0, 2.0, -1.0])),
+                                  [0.0, 0.0, 0.0])
+    _, t = ga.jvp(lambda x: ga.power(x, 0.0), (0.0,), (1.0,))
+    assert t == 0.0
+    # x^1 and x^2 at 0: 1 and 0, and their second derivatives 0 and 2
+    assert ga.grad(lambda x: x ** 1.0)(0.0) == 1.0
+    assert ga.grad(lambda x: x ** 2.0)(0.0) == 0.0
+    assert ga.grad(ga.grad(lambda x: x ** 1.0))(0.0) == 0.0
+    assert ga.grad(ga.grad(lambda x: x ** 2.0))(0.0) == 2.0
+    assert ga.grad(ga.grad(lambda x: x ** 0.0))(0.0) == 0.0
+    # the exponent's gradient at a = 0: d/db 0^b = 0 for b > 0; a and b both Tensors
+    ga_, gb = ga.grad(lambda a, b: ga.power(a, b), argnums=(0, 1))(0.0, 0.0)
+    assert (ga_, gb) == (0.0, 0.0)
+    assert ga.grad(lambda b: ga.power(0.0, b))(2.0) == 0.0

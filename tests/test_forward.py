@@ -218,3 +218,13 @@ def test_fused_matmul_declines_where_it_does_not_pay():
         ga.jvp(lambda v: A @ v, (np.ones(29),), (np.ones(29),))
     unit = _kernels.unit_block((30,), 0, 3, np.float64)
     assert rule(None, (A, x), [None, unit]) is None                    # identity: rows copied
+
+
+def test_regression_jvp_of_broadcast_to_that_adds_leading_axes():
+    # a single tangent of the lower-rank input has no batch axes (its count went negative)
+    x = np.arange(6.0).reshape(2, 3)
+    y, t = ga.jvp(lambda a: ga.broadcast_to(a, (4, 2, 3)), (x,), (np.ones((2, 3)),))
+    np.testing.assert_array_equal(t, np.ones((4, 2, 3)))
+    J = ga.jacfwd(lambda a: ga.broadcast_to(a, (4, 2, 3)))(x)
+    np.testing.assert_array_equal(J, np.broadcast_to(np.eye(6).reshape(2, 3, 2, 3),
+                                                     (4, 2, 3, 2, 3)))

@@ -179,10 +179,10 @@ def test_outer(sa, sb):
 def test_trace(shape):
     x = _r(*shape, seed=44)
     want = np.trace(x, axis1=-2, axis2=-1)
-    np.testing.assert_allclose(ga.trace(x).numpy(), want, rtol=1e-14)
+    np.testing.assert_allclose(ga.trace(x, axis1=-2, axis2=-1).numpy(), want, rtol=1e-14)
     if len(shape) == 2:
         np.testing.assert_allclose(ga.tensor(x).trace().numpy(), np.trace(x), rtol=1e-14)
-    check_vjp(ga.trace, x)
+    check_vjp(lambda a: ga.trace(a, axis1=-2, axis2=-1), x)
 
 
 def test_trace_gradient_is_the_identity():
@@ -190,6 +190,53 @@ def test_trace_gradient_is_the_identity():
     X, A = _r(4, 4, seed=45), _r(4, 4, seed=46)
     np.testing.assert_array_equal(ga.grad(ga.trace)(X), np.eye(4))
     np.testing.assert_allclose(ga.grad(lambda x: ga.trace(A @ x))(X), A.T, rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape,offset,axes", [
+    ((3, 4, 5), 0, (0, 1)), ((3, 4, 5), 1, (0, 1)), ((3, 4, 5), -2, (0, 1)),
+    ((3, 4, 5), 0, (1, 2)), ((3, 4, 5), 2, (2, 0)), ((4, 4), 0, (0, 1)), ((4, 4), -1, (1, 0)),
+    ((2, 5, 3, 3), 0, (-2, -1)), ((2, 5, 3, 3), -1, (1, 3)), ((3, 3, 3), 0, (0, 2)),
+    ((3, 4), 7, (0, 1)), ((3, 4), -3, (0, 1))])
+def test_regression_trace_follows_numpy_axes_and_offset(shape, offset, axes):
+    # NumPy traces axes 0 and 1 by default (a (3, 4, 5) array traced its last two before)
+    x = _r(*shape, seed=48)
+    want = np.trace(x, offset, *axes)
+    got = ga.trace(x, offset=offset, axis1=axes[0], axis2=axes[1])
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(ga.tensor(x).trace(offset, *axes).numpy(), want, rtol=1e-14,
+                               atol=1e-15)
+    np.testing.assert_allclose(ga.diagonal(x, offset, *axes).numpy(),
+                               np.diagonal(x, offset, *axes), rtol=1e-15)
+    f = lambda a: ga.trace(a, offset, *axes)
+    check_vjp(f, x)
+    if want.size:
+        ga.check_grad(lambda a: ga.sum(f(a) * np.arange(1.0, want.size + 1).reshape(want.shape)),
+                      x)
+
+
+def test_trace_defaults_are_numpys():
+    x = _r(3, 4, 5, seed=49)
+    np.testing.assert_allclose(ga.trace(x).numpy(), np.trace(x), rtol=1e-14)
+    # the gradient of sum(trace(x)) is 1 exactly where i == j on axes 0, 1
+    want = np.zeros((3, 4, 5))
+    for i in range(3):
+        want[i, i, :] = 1.0
+    np.testing.assert_array_equal(ga.grad(lambda a: ga.sum(ga.trace(a)))(x), want)
+    _, t = ga.jvp(ga.trace, (x,), (np.ones_like(x),))
+    np.testing.assert_array_equal(t, np.full(5, 3.0))
+    with pytest.raises(np.exceptions.AxisError):
+        ga.trace(x, axis1=3)
+    with pytest.raises(ValueError, match="differ"):
+        ga.trace(x, axis1=1, axis2=-2)
+
+
+@pytest.mark.parametrize("shape,k", [((4,), 1), ((4,), -2), ((3, 5), 1), ((3, 5), -1),
+                                     ((5, 2), -3), ((4, 4), 2)])
+def test_diag_with_k(shape, k):
+    x = _r(*shape, seed=50)
+    np.testing.assert_allclose(ga.diag(x, k).numpy(), np.diag(x, k), rtol=1e-15)
+    check_vjp(lambda a: ga.diag(a, k), x)
 
 
 @pytest.mark.parametrize("shape", [(4,), (1,), (4, 4), (3, 5), (5, 2)])
