@@ -6,8 +6,9 @@ A Tensor that requires grad remembers its primitive, its inputs and the primitiv
 that record is the node.  Nodes are created in evaluation order, so the graph is a DAG whose
 topological order the sweeps recover with an iterative depth-first search (no recursion).
 
-Rules (in graphad/_prims.pyx) read a node's inputs through `arg(node, i)` and its output through
-`out(node)`.  In a plain sweep those are the raw ndarrays and rules run on arrays; in a sweep with
+Rules (in the topic modules graphad/_elementwise.pyx, _shape.pyx, ...; conventions in
+_prims.pyx) read a node's inputs through `arg(node, i)` and its output through `out(node)`
+(`outs(node)` for several).  In a plain sweep those are the raw ndarrays and rules run on arrays; in a sweep with
 create_graph=True they are the Tensors themselves, so the rules' own operations are recorded and
 can be differentiated again.  One rule serves both.
 """

@@ -209,7 +209,7 @@ def _differentiate_fun(fun, node, mode, block):
 
 
 def _prim_identity():
-    from graphad._prims import P_ID
+    from graphad._elementwise import P_ID
     return P_ID
 
 

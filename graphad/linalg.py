@@ -13,8 +13,11 @@ import numpy as np
 
 from graphad import _core
 from graphad._core import Tensor, apply, arg, call, outs
-from graphad._prims import (add_, defprim, gmul_, matmul_, mul_, neg_, reciprocal_, reshape_,
-                            sub_, sum_, transpose_, where_)
+from graphad._elementwise import add_, gmul_, mul_, neg_, reciprocal_, sub_, where_
+from graphad._prims import defprim
+from graphad._products import matmul_
+from graphad._reductions import sum_
+from graphad._shape import reshape_, transpose_
 
 __all__ = ["inv", "slogdet", "eigh", "eigvalsh"]
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from graphad import _core, _ops
 from graphad._core import Tensor
-from graphad._prims import P_CROSS_ENTROPY, P_DROPOUT
+from graphad._nn import P_CROSS_ENTROPY, P_DROPOUT
 
 __all__ = ["Module", "Linear", "MLP", "Sequential", "ReLU", "Tanh", "Sigmoid", "Softplus",
            "Identity", "Dropout", "LayerNorm", "init", "cross_entropy", "mse",

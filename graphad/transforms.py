@@ -15,7 +15,7 @@ from graphad import _core
 from graphad import _kernels as K
 from graphad._core import Tensor
 from graphad._kernels import unit_block
-from graphad._prims import P_ID
+from graphad._elementwise import P_ID
 
 _depth = 0   # how many transforms are running f right now; > 0 means sweeps must record
 

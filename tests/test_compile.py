@@ -60,7 +60,7 @@ def test_a_replay_does_not_run_the_python_function():
         return ga.sum(ga.tanh(X @ W))
 
     cvg = ga.compile(ga.value_and_grad(loss))
-    tanh = ga._prims.P_TANH
+    tanh = ga._elementwise.P_TANH
     rng = np.random.default_rng(3)
     with pytest.MonkeyPatch.context() as mp:
         fwd = tanh.fwd

@@ -1,4 +1,4 @@
-"""Elementwise primitives (graphad/_prims.pyx, "Elementwise"): values against NumPy, VJPs against
+"""Elementwise primitives (graphad/_elementwise.pyx): values against NumPy, VJPs against
 finite differences over hypothesis-drawn shapes with broadcasting, float64 and float32, the
 operators, and the `where` trap."""
 import numpy as np

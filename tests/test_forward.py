@@ -1,4 +1,4 @@
-"""Forward mode (graphad/transforms.py: jvp; the JVP rules in graphad/_prims.pyx): every
+"""Forward mode (graphad/transforms.py: jvp; the JVP rules in graphad/_elementwise.pyx ...): every
 primitive's JVP against central finite differences, and the transpose identity
 <u, J v> == <J^T u, v> between its JVP and its VJP, on hypothesis-drawn shapes and values."""
 import numpy as np
@@ -173,7 +173,7 @@ def test_check_grad_compares_both_modes_and_the_transpose():
 @pytest.mark.parametrize("layout", ["A@x", "x@A", "X@A"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_fused_matmul_value_and_tangents(layout, dtype, monkeypatch):
-    from graphad import _prims, transforms
+    from graphad import _products, transforms
     rng = np.random.default_rng(11)
     # A much larger than x and its Jacobian's tangent block, so that fusing pays
     A = rng.standard_normal((3000, 12) if layout == "A@x" else (12, 3000)).astype(dtype)
@@ -182,8 +182,8 @@ def test_fused_matmul_value_and_tangents(layout, dtype, monkeypatch):
     f = {"A@x": lambda x: ga.sin(A @ ga.tanh(x)), "x@A": lambda x: ga.sin(ga.tanh(x) @ A),
          "X@A": lambda x: ga.sin(ga.tanh(x) @ A)}[layout]
     fused = []
-    rule = _prims.P_MATMUL.fused
-    monkeypatch.setattr(_prims.P_MATMUL, "fused",
+    rule = _products.P_MATMUL.fused
+    monkeypatch.setattr(_products.P_MATMUL, "fused",
                         lambda *a: fused.append(rule(*a) is not None) or rule(*a))
     v = rng.standard_normal(shape).astype(dtype)
     y, jv = ga.jvp(f, (x,), (v,))
@@ -201,8 +201,8 @@ def test_fused_matmul_value_and_tangents(layout, dtype, monkeypatch):
 
 
 def test_fused_matmul_declines_where_it_does_not_pay():
-    from graphad import _kernels, _prims
-    rule = _prims.P_MATMUL.fused
+    from graphad import _kernels, _products
+    rule = _products.P_MATMUL.fused
     A = np.ones((4000, 30))
     x, t = np.ones(30), np.ones(30)
     assert rule(None, (A, x), [None, t]) is not None

@@ -1,4 +1,4 @@
-"""Linear-algebra primitives and compositions (graphad/_prims.pyx, "Linear algebra"; graphad/_ops.pyx):
+"""Linear-algebra primitives and compositions (graphad/_products.pyx):
 matmul in every shape case, einsum, dot outer trace diag kron vec unvec, and the course's identity
 vec(A X B) = (B^T kron A) vec(X)."""
 import numpy as np

@@ -1,4 +1,4 @@
-"""Reductions (graphad/_prims.pyx, "Reductions"): sum mean max min with axis None / int / tuple /
+"""Reductions (graphad/_reductions.pyx): sum mean max min with axis None / int / tuple /
 negative and keepdims; logsumexp softmax log_softmax (stable, against scipy.special); ties."""
 import numpy as np
 import pytest

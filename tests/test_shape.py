@@ -1,5 +1,4 @@
-"""Shape and indexing primitives (graphad/_prims.pyx, "Shape and indexing", and their compositions
-in graphad/_ops.pyx): reshape transpose swapaxes expand_dims squeeze T, getitem (basic, negative
+"""Shape and indexing primitives and their compositions (graphad/_shape.pyx): reshape transpose swapaxes expand_dims squeeze T, getitem (basic, negative
 steps, newaxis, Ellipsis, integer arrays with repeats, boolean masks), concatenate, stack."""
 import numpy as np
 import pytest

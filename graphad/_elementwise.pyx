@@ -1,0 +1,336 @@
+# cython: language_level=3, binding=True
+"""Elementwise primitives: arithmetic with NumPy broadcasting, the unary functions, rounding,
+where, clip, identity and astype; their rules, the public functions and the rule helpers
+(conventions: graphad/_prims.pyx).  The table entries for the unary and binary functions also
+make the public function of the same name (`ga.exp`, `ga.add`, ...)."""
+import numpy as np
+cimport numpy as cnp
+from graphad cimport _kernels as K
+from graphad._core cimport Prim, Tensor, apply, call, arg, out, need
+from graphad._prims cimport raw, shape_of, stacked
+from graphad._prims import defprim
+
+cnp.import_array()
+
+__all__ = []
+
+
+def _export(Prim p, int arity, str doc):
+    """Make the public function for primitive p: ga.<p.name>(x) or ga.<p.name>(a, b)."""
+    if arity == 1:
+        def f(x):
+            return apply(p, (x,))
+    else:
+        def f(a, b):
+            return apply(p, (a, b))
+    f.__name__ = f.__qualname__ = p.name
+    f.__doc__ = doc if doc.endswith(".") else f"{doc}, elementwise."
+    globals()[p.name] = f
+    __all__.append(p.name)
+
+
+# ==============================================================================================
+# Elementwise binary: out = a (op) b with NumPy broadcasting.
+
+def _binary_fwd(int code, str name):
+    def fwd(params, a, b):
+        try:
+            return K.binary(code, a, b)
+        except ValueError:
+            raise ValueError(f"{name}: operands could not be broadcast together with shapes "
+                             f"{np.shape(a)} and {np.shape(b)}") from None
+    return fwd
+
+
+def _binary(str name, int code, vjp, jvp, str doc=None):
+    """A broadcasting binary primitive run by the C kernel `code`; with doc, also the public
+    function of the same name."""
+    p = defprim(name, _binary_fwd(code, name), vjp, jvp, kernel=2, code=code, broadcasts=True)
+    if doc is not None:
+        _export(p, 2, doc)
+    return p
+
+
+cpdef object tsum(object a, object b):
+    """Sum of two tangents where None is zero."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return add_(a, b)
+
+
+# d(a + b) = da + db
+def add_vjp(n, g):
+    return (g, g)
+
+def add_jvp(n, t):
+    return tsum(t[0], t[1])
+
+P_ADD = _binary("add", K.GA_ADD, add_vjp, add_jvp, "a + b, elementwise with broadcasting.")
+
+
+# d(a - b) = da - db
+def sub_vjp(n, g):
+    return (g, neg_(g) if need(n, 1) else None)
+
+def sub_jvp(n, t):
+    if t[1] is None:
+        return t[0]
+    return neg_(t[1]) if t[0] is None else sub_(t[0], t[1])
+
+P_SUB = _binary("subtract", K.GA_SUB, sub_vjp, sub_jvp, "a - b, elementwise with broadcasting.")
+
+
+# d(a b) = da b + a db
+def mul_vjp(n, g):
+    return (gmul_(g, arg(n, 1)) if need(n, 0) else None,
+            gmul_(g, arg(n, 0)) if need(n, 1) else None)
+
+def mul_jvp(n, t):
+    return tsum(None if t[0] is None else gmul_(t[0], arg(n, 1)),
+                 None if t[1] is None else gmul_(t[1], arg(n, 0)))
+
+P_MUL = _binary("multiply", K.GA_MUL, mul_vjp, mul_jvp, "a * b, elementwise with broadcasting.")
+
+
+# d(a / b) = da / b - (a / b) db / b
+def div_vjp(n, g):
+    rb = reciprocal_(arg(n, 1))
+    return (gmul_(g, rb) if need(n, 0) else None,
+            neg_(gmul_(g, mul_(out(n), rb))) if need(n, 1) else None)
+
+def div_jvp(n, t):
+    rb = reciprocal_(arg(n, 1))
+    return tsum(None if t[0] is None else gmul_(t[0], rb),
+                 None if t[1] is None else neg_(gmul_(t[1], mul_(out(n), rb))))
+
+P_DIV = _binary("divide", K.GA_DIV, div_vjp, div_jvp, "a / b, elementwise with broadcasting.")
+
+
+# d(a^b) = b a^(b-1) da + log(a) a^b db     (log(a) taken as 0 at a = 0, where a^b is 0)
+def _pow_da(n):
+    # gmul: exactly 0 where b == 0, since a^0 is constant (0 * 0^-1 = 0 * inf would be NaN at
+    # a = 0); recorded, it also keeps every higher derivative of a^0, a^1, ... finite there
+    b = arg(n, 1)
+    return gmul_(b, power_(arg(n, 0), sub_(b, 1.0)))
+
+def _pow_db(n):
+    a = arg(n, 0)
+    zero = np.asarray(raw(a)) == 0
+    if zero.any():
+        a = where_(zero, 1.0, a)
+    return mul_(out(n), log_(a))
+
+def pow_vjp(n, g):
+    return (gmul_(g, _pow_da(n)) if need(n, 0) else None,
+            gmul_(g, _pow_db(n)) if need(n, 1) else None)
+
+def pow_jvp(n, t):
+    return tsum(None if t[0] is None else gmul_(t[0], _pow_da(n)),
+                 None if t[1] is None else gmul_(t[1], _pow_db(n)))
+
+P_POW = _binary("power", K.GA_POW, pow_vjp, pow_jvp, "a ** b, elementwise with broadcasting.")
+
+
+# d max(a, b) = da where a > b, db where b > a, (da + db)/2 at ties (as for a subgradient)
+def _select_weights(n, bint first):
+    a, b = np.asarray(raw(arg(n, 0))), np.asarray(raw(arg(n, 1)))
+    dt = np.result_type(a, b, 1.0)
+    win = (a > b) if first else (b > a)
+    if n.prim is P_MIN:
+        win = (a < b) if first else (b < a)
+    return win.astype(dt) + 0.5 * (a == b).astype(dt)
+
+def minmax_vjp(n, g):
+    return (gmul_(g, _select_weights(n, True)) if need(n, 0) else None,
+            gmul_(g, _select_weights(n, False)) if need(n, 1) else None)
+
+def minmax_jvp(n, t):
+    return tsum(None if t[0] is None else gmul_(t[0], _select_weights(n, True)),
+                 None if t[1] is None else gmul_(t[1], _select_weights(n, False)))
+
+P_MAX = _binary("maximum", K.GA_MAXIMUM, minmax_vjp, minmax_jvp,
+                "The larger of a and b, elementwise; at ties each gets half the derivative.")
+P_MIN = _binary("minimum", K.GA_MINIMUM, minmax_vjp, minmax_jvp,
+                "The smaller of a and b, elementwise; at ties each gets half the derivative.")
+
+
+# gmul(g, d) = g d, but 0 where g == 0: the chain-rule product used by the rules themselves.
+# d gmul = gmul(dg, d) + gmul(g, dd)
+P_GMUL = _binary("gmul", K.GA_MUL0, mul_vjp, mul_jvp)
+
+
+# ==============================================================================================
+# Elementwise unary: out = f(x); every rule is g * f'(x), so each entry gives only f'.
+
+def _unary(str name, int code, deriv, str doc=None):
+    """deriv(n) -> f'(x) as an array (or Tensor), evaluated from the node's input and output;
+    with doc, also the public function of the same name."""
+    def fwd(params, x):
+        return K.unary(code, x)
+    if deriv is None:   # piecewise constant: zero derivative (zeros, so that leaves get a .grad)
+        p = defprim(name, fwd, lambda n, g: (np.zeros_like(raw(g)),), lambda n, t: None,
+                    kernel=1, code=code)
+    else:
+        def vjp(n, g):
+            return (gmul_(g, deriv(n)),)
+        def jvp(n, t):
+            return gmul_(t[0], deriv(n))
+        p = defprim(name, fwd, vjp, jvp, kernel=1, code=code)
+    if doc is not None:
+        _export(p, 1, doc)
+    return p
+
+
+def _neg_vjp(n, g):
+    return (neg_(g),)
+
+P_NEG = defprim("negative", lambda params, x: K.unary(K.GA_NEG, x), _neg_vjp,
+                lambda n, t: neg_(t[0]))
+_export(P_NEG, 1, "-x, elementwise.")
+
+# f'(x) for each, in terms of x = arg(n, 0) and y = out(n):
+P_EXP = _unary("exp", K.GA_EXP, lambda n: out(n), "e^x")                            # e^x
+P_LOG = _unary("log", K.GA_LOG, lambda n: reciprocal_(arg(n, 0)), "ln x")           # 1/x
+P_LOG1P = _unary("log1p", K.GA_LOG1P, lambda n: reciprocal_(add_(arg(n, 0), 1.0)),
+                 "ln(1 + x), accurate for small x")                                 # 1/(1+x)
+P_SIN = _unary("sin", K.GA_SIN, lambda n: cos_(arg(n, 0)), "sin x")                 # cos x
+P_COS = _unary("cos", K.GA_COS, lambda n: neg_(sin_(arg(n, 0))), "cos x")           # -sin x
+P_TAN = _unary("tan", K.GA_TAN, lambda n: add_(square_(out(n)), 1.0), "tan x")      # 1 + y^2
+P_TANH = _unary("tanh", K.GA_TANH, lambda n: sub_(1.0, square_(out(n))), "tanh x")  # 1 - y^2
+P_SINH = _unary("sinh", K.GA_SINH, lambda n: cosh_(arg(n, 0)), "sinh x")            # cosh x
+P_COSH = _unary("cosh", K.GA_COSH, lambda n: sinh_(arg(n, 0)), "cosh x")            # sinh x
+P_SQRT = _unary("sqrt", K.GA_SQRT, lambda n: mul_(reciprocal_(out(n)), 0.5),
+                "The square root")                                                  # 1/(2y)
+P_SQUARE = _unary("square", K.GA_SQUARE, lambda n: mul_(arg(n, 0), 2.0), "x^2")     # 2x
+P_ABS = _unary("abs", K.GA_ABS, lambda n: sign_(arg(n, 0)),
+               "|x| (derivative sign(x), 0 at 0)")                                  # sign x
+P_SIGMOID = _unary("sigmoid", K.GA_SIGMOID, lambda n: mul_(out(n), sub_(1.0, out(n))),
+                   "The logistic function 1 / (1 + e^-x)")                          # y(1-y)
+P_SOFTPLUS = _unary("softplus", K.GA_SOFTPLUS, lambda n: sigmoid_(arg(n, 0)),
+                    "ln(1 + e^x), computed stably")                                 # sigmoid x
+P_RECIPROCAL = _unary("reciprocal", K.GA_RECIPROCAL, lambda n: neg_(square_(out(n))),
+                      "1 / x")                                                      # -y^2
+P_RELU = _unary("relu", K.GA_RELU, lambda n: step_(arg(n, 0)),
+                "max(x, 0) (derivative 0 at 0)")                                    # [x > 0]
+P_SIGN = _unary("sign", K.GA_SIGN, None, "The sign of x, -1, 0 or 1 (zero derivative)")
+P_STEP = _unary("step", K.GA_STEP, None)
+
+
+# rounding: piecewise constant, so zero derivative (NumPy's ufuncs; primitives so that a compiled
+# program recomputes them rather than freezing the traced values)
+def _zero_deriv(str name, fn):
+    p = defprim(name, lambda params, x: np.asarray(fn(x)),
+                lambda n, g: (np.zeros_like(raw(g)),), lambda n, t: None)
+    _export(p, 1, f"NumPy's {name}, elementwise (zero derivative)")
+    return p
+
+P_FLOOR = _zero_deriv("floor", np.floor)
+P_CEIL = _zero_deriv("ceil", np.ceil)
+P_TRUNC = _zero_deriv("trunc", np.trunc)
+P_RINT = _zero_deriv("rint", np.rint)
+
+
+# where(c, a, b): the condition is a constant (params); d = where(c, da, db)
+def _where_fwd(cond, a, b):
+    return np.where(cond, a, b)
+
+def where_vjp(n, g):
+    c = n.params
+    z = np.zeros((), raw(g).dtype if isinstance(raw(g), np.ndarray) else np.float64)
+    return (where_(c, g, z) if need(n, 0) else None,
+            where_(c, z, g) if need(n, 1) else None)
+
+def where_jvp(n, t):
+    ta = 0.0 if t[0] is None else t[0]
+    tb = 0.0 if t[1] is None else t[1]
+    return where_(n.params, ta, tb)
+
+P_WHERE = defprim("where", _where_fwd, where_vjp, where_jvp, broadcasts=True)
+
+
+# clip(x, lo, hi): d = dx inside [lo, hi], 0 outside
+def _clip_mask(n):
+    x = raw(arg(n, 0))
+    lo, hi = n.params
+    m = np.ones(np.shape(x), bool)
+    if lo is not None:
+        m &= x >= lo
+    if hi is not None:
+        m &= x <= hi
+    return m
+
+P_CLIP = defprim("clip", lambda params, x: np.clip(x, params[0], params[1]),
+                 lambda n, g: (where_(_clip_mask(n), g, 0.0),),
+                 lambda n, t: where_(_clip_mask(n), t[0], 0.0))
+
+
+# identity: a fresh node over x (a transform's own input, so nested sweeps stop there)
+P_ID = defprim("identity", lambda params, x: x, lambda n, g: (g,), lambda n, t: t[0])
+
+
+# astype: d = dx in the new dtype
+P_ASTYPE = defprim("astype", lambda dtype, x: np.asarray(x).astype(dtype),
+                   lambda n, g: (g,),
+                   lambda n, t: astype_(t[0], n.params))
+
+
+# ==============================================================================================
+# Public functions that are more than their primitive
+
+__all__ += ["where", "clip", "astype"]
+
+
+def where(cond, a, b):
+    """Elementwise a where cond else b; cond is a constant (no derivative flows through it)."""
+    c = np.asarray(raw(cond), dtype=bool)
+    a, b = stacked(a), stacked(b)
+    try:
+        np.broadcast_shapes(c.shape, shape_of(a), shape_of(b))
+    except ValueError:
+        raise ValueError(f"where: shapes {c.shape}, {shape_of(a)} and {shape_of(b)} do not "
+                         f"broadcast together") from None
+    return apply(P_WHERE, (a, b), c)
+
+
+def clip(x, lo=None, hi=None):
+    """Values of x limited to [lo, hi]; the derivative is 1 inside and 0 outside."""
+    if (type(lo) is Tensor and lo.requires_grad) or (type(hi) is Tensor and hi.requires_grad):
+        # bounds that carry derivatives: min/max pass theirs on (a constant bound would not)
+        y = x if hi is None else apply(P_MIN, (x, hi))
+        return y if lo is None else apply(P_MAX, (y, lo))
+    return apply(P_CLIP, (x,), (raw(lo), raw(hi)))
+
+
+def astype(x, dtype):
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        raise TypeError(f"astype: complex dtypes are not supported yet (got {dtype})")
+    return apply(P_ASTYPE, (x,), dtype)
+
+
+
+
+# ==============================================================================================
+# Helpers for the rules (arrays in -> arrays out; Tensors in -> Tensors out)
+
+cpdef add_(a, b): return call(P_ADD, (a, b))
+cpdef sub_(a, b): return call(P_SUB, (a, b))
+cpdef mul_(a, b): return call(P_MUL, (a, b))
+cpdef gmul_(g, d): return call(P_GMUL, (g, d))
+cpdef neg_(x): return call(P_NEG, (x,))
+cpdef power_(a, b): return call(P_POW, (a, b))
+cpdef exp_(x): return call(P_EXP, (x,))
+cpdef log_(x): return call(P_LOG, (x,))
+cpdef sin_(x): return call(P_SIN, (x,))
+cpdef cos_(x): return call(P_COS, (x,))
+cpdef sinh_(x): return call(P_SINH, (x,))
+cpdef cosh_(x): return call(P_COSH, (x,))
+cpdef square_(x): return call(P_SQUARE, (x,))
+cpdef sign_(x): return call(P_SIGN, (x,))
+cpdef step_(x): return call(P_STEP, (x,))
+cpdef sigmoid_(x): return call(P_SIGMOID, (x,))
+cpdef reciprocal_(x): return call(P_RECIPROCAL, (x,))
+cpdef where_(c, a, b): return call(P_WHERE, (a, b), np.asarray(raw(c)))
+cpdef astype_(x, dtype): return call(P_ASTYPE, (x,), np.dtype(dtype))

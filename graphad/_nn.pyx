@@ -1,0 +1,78 @@
+# cython: language_level=3, binding=True
+"""Neural-net primitives, for graphad.nn's losses and layers: cross_entropy from logits and
+dropout (conventions: graphad/_prims.pyx)."""
+import numpy as np
+cimport numpy as cnp
+from graphad cimport _kernels as K
+from graphad._core cimport Tensor, call, arg
+from graphad._prims cimport raw, shape_of, lead
+from graphad._prims import defprim
+from graphad._elementwise cimport gmul_, sub_, mul_
+from graphad._shape cimport reshape_
+from graphad._reductions cimport sum_
+from graphad._reductions import P_SOFTMAX
+
+cnp.import_array()
+
+
+# cross_entropy(x, y): logits x of shape (N, C), integer labels y of shape (N,) (an input, so that
+# a compiled program reads new labels on every call; it has no derivative):
+#   l_i = logsumexp(x_i) - x_{i y_i},   dl_i = sum_j (softmax(x_i)_j - [j = y_i]) dx_ij,
+# reduced by params = "mean" (the sum over i, / N), "sum", or "none" (the vector l).  The forward
+# keeps each row's log-sum-exp, so the VJP is one fused C pass: (softmax(x) - onehot(y)) g / N.
+def _xent_fwd(reduction, x, y):
+    loss, lse = K.xent_fwd(x, y)
+    if reduction == "none":
+        return loss, lse
+    total = np.asarray(loss.sum())
+    if reduction == "mean":
+        total = np.asarray(total / loss.shape[0])
+    return total, lse
+
+def _xent_d(n):
+    """softmax(x) - onehot(y), the derivative of each row's loss, from primitives."""
+    x = arg(n, 0)
+    cdef Py_ssize_t c = shape_of(x)[1]
+    onehot = np.eye(c, dtype=n.data.dtype)[np.asarray(raw(arg(n, 1)))]
+    return sub_(call(P_SOFTMAX, (x,), (-1,)), onehot)
+
+def xent_vjp(n, g):
+    x = arg(n, 0)
+    rows = shape_of(x)[0]
+    scale = 1.0 / rows if n.params == "mean" else 1.0
+    if type(g) is not Tensor and type(x) is not Tensor and lead(g, n) == 0:
+        return (K.xent_vjp(x, raw(arg(n, 1)), n.saved, g, scale), None)
+    # a block of cotangents, or a recorded sweep: the same formula, composed
+    gs = shape_of(g)
+    nl = lead(g, n)
+    g = reshape_(g, tuple(gs[:nl]) + ((rows, 1) if n.params == "none" else (1, 1)))
+    if scale != 1.0:
+        g = mul_(g, scale)
+    return (gmul_(g, _xent_d(n)), None)
+
+def xent_jvp(n, t):
+    if t[0] is None:
+        return None
+    r = sum_(gmul_(t[0], _xent_d(n)), -1, False)
+    if n.params == "none":
+        return r
+    r = sum_(r, -1, False)
+    return mul_(r, 1.0 / shape_of(arg(n, 0))[0]) if n.params == "mean" else r
+
+P_CROSS_ENTROPY = defprim("cross_entropy", _xent_fwd, xent_vjp, xent_jvp, saves=True)
+
+
+# dropout(x; rate, rng): y = x m / (1 - rate) with m_i ~ Bernoulli(1 - rate) drawn from the
+# NumPy Generator rng by the forward itself (a compiled program draws a fresh mask every call);
+# dy = dx m / (1 - rate), the saved scaled mask times the tangent.
+def _dropout_fwd(params, x):
+    rate, rng = params
+    x = np.asarray(x)
+    mask = (rng.random(x.shape) >= rate).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
+    return K.binary(K.GA_MUL, x, mask), mask
+
+P_DROPOUT = defprim("dropout", _dropout_fwd,
+                    lambda n, g: (gmul_(g, n.saved),),
+                    lambda n, t: gmul_(t[0], n.saved), saves=True)
+
+
