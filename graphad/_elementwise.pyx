@@ -32,20 +32,11 @@ def _export(Prim p, int arity, str doc):
 # ==============================================================================================
 # Elementwise binary: out = a (op) b with NumPy broadcasting.
 
-def _binary_fwd(int code, str name):
-    def fwd(params, a, b):
-        try:
-            return K.binary(code, a, b)
-        except ValueError:
-            raise ValueError(f"{name}: operands could not be broadcast together with shapes "
-                             f"{np.shape(a)} and {np.shape(b)}") from None
-    return fwd
-
-
 def _binary(str name, int code, vjp, jvp, str doc=None):
-    """A broadcasting binary primitive run by the C kernel `code`; with doc, also the public
-    function of the same name."""
-    p = defprim(name, _binary_fwd(code, name), vjp, jvp, kernel=2, code=code, broadcasts=True)
+    """A broadcasting binary primitive run by the C kernel `code` (the engine calls it directly
+    and names the op in a shape error); with doc, also the public function of the same name."""
+    p = defprim(name, lambda params, a, b: K.binary(code, a, b), vjp, jvp, kernel=2, code=code,
+                broadcasts=True)
     if doc is not None:
         _export(p, 2, doc)
     return p

@@ -50,7 +50,7 @@ from graphad import _core
 from graphad._compile import Program, Tracer
 from graphad._core import Tensor
 
-__all__ = ["compile", "effect", "is_tracing", "TraceWarning"]
+__all__ = ["compile", "effect", "TraceWarning"]
 
 _tracers = []          # the tracers of the compiled functions being traced now (innermost last)
 _frozen_sites = set()  # (file, line) of the reads of traced values already warned about
@@ -79,11 +79,6 @@ def frozen_read(what):
         f"Python, so the value (and any branch taken on it) is frozen in the replay: later calls "
         f"reuse what this trace saw.  Compute with graphad functions instead (ga.where for a "
         f"branch), or call the function uncompiled", TraceWarning, site[0], site[1])
-
-
-def is_tracing():
-    """Whether a compiled function is being traced right now."""
-    return bool(_tracers)
 
 
 def effect(fn, *args):
