@@ -47,11 +47,18 @@ cdef Prim _P_ADD = None, _P_SUB = None, _P_MUL = None, _P_DIV = None   # the ari
                                                                        # operators' primitives
 
 
+cdef dict _UFUNC_PRIMS = {}      # NumPy's arithmetic ufuncs -> their primitives (a fast path)
+
+
 def install_ops(module, interop=None):
     global _O, _I, _P_ADD, _P_SUB, _P_MUL, _P_DIV
     _O = module
     _I = interop
     _P_ADD, _P_SUB, _P_MUL, _P_DIV = module.P_ADD, module.P_SUB, module.P_MUL, module.P_DIV
+    _UFUNC_PRIMS.update({np.add: _P_ADD, np.subtract: _P_SUB, np.multiply: _P_MUL,
+                         np.true_divide: _P_DIV, np.power: module.P_POW,
+                         np.maximum: module.P_MAX, np.minimum: module.P_MIN,
+                         np.matmul: module.P_MATMUL})
 
 
 def set_tracer(tracer):
@@ -485,6 +492,12 @@ cdef class Tensor:
     __array_priority__ = 1000
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # `ndarray (op) Tensor` lands here: the arithmetic goes straight to its primitive
+        # (as fast as the reflected operator was), everything else to graphad._interop
+        if not kwargs and method == "__call__":
+            p = _UFUNC_PRIMS.get(ufunc)
+            if p is not None:
+                return _apply(<Prim>p, inputs, None, True)
         return _I.array_ufunc(ufunc, method, inputs, kwargs)
 
     def __array_function__(self, func, types, args, kwargs):

@@ -873,13 +873,15 @@ cdef object _unit_start(object x):
 cdef Py_ssize_t _FUSE_MIN = 1 << 15     # entries of A (256 KiB in float64)
 
 
-cpdef object matmul_fused(object a, object b, object ta, object tb):
+cpdef object matmul_fused(object params, tuple raw, object tangents):
     """Value and tangent of a @ b in eager forward mode, as ONE product that reads the matrix
     once, where only x carries tangents T: x @ A (x a vector or matrix) or A @ x (x a vector)
     is the rows [x; T] times A (or A^T), the value the first row(s).  None (the plain product
     and the JVP rule run) otherwise: also for an identity block T (its product copies rows of
     A), when stacking T would cost more than a second pass over A, and for a small A
     (cache-resident, a second pass is cheap)."""
+    a, b = raw
+    ta, tb = tangents
     if ta is not None and tb is None:
         x, tx, A, transposed = a, ta, b, False
     elif tb is not None and ta is None and np.ndim(b) == 1:

@@ -5,7 +5,8 @@ needs (add, astype, reshape_, sum_, ...) through this module."""
 # ruff: noqa: F401, F403  (a re-exporting namespace)
 from graphad import _elementwise, _products, _reductions, _shape
 from graphad._elementwise import *
-from graphad._elementwise import P_ADD, P_DIV, P_MUL, P_SUB
+from graphad._elementwise import P_ADD, P_DIV, P_MAX, P_MIN, P_MUL, P_POW, P_SUB
+from graphad._products import P_MATMUL
 from graphad._products import *
 from graphad._prims import stacked as _stacked
 from graphad._reductions import *

@@ -4,6 +4,7 @@ trace, diagonal, diag, tril, triu, kron, vec, unvec); conventions: graphad/_prim
 import numpy as np
 cimport numpy as cnp
 from graphad cimport _kernels as K
+from graphad._kernels import matmul_fused
 from graphad._core cimport Tensor, apply, call, arg, need
 from graphad._prims cimport raw, shape_of, ndim_of, lead, stacked
 from graphad._prims import defprim
@@ -137,9 +138,8 @@ def _matmul_fwd(params, a, b):
         raise ValueError(f"matmul: shapes {np.shape(a)} and {np.shape(b)} are not aligned "
                          f"for matrix multiplication") from None
 
-# fused: in eager forward mode, value and tangent of x @ A in one product (K.matmul_fused)
-P_MATMUL = defprim("matmul", _matmul_fwd, matmul_vjp, matmul_jvp,
-                   fused=lambda params, raw, t: K.matmul_fused(raw[0], raw[1], t[0], t[1]))
+# fused: in eager forward mode, value and tangent of x @ A in one product (a kernel)
+P_MATMUL = defprim("matmul", _matmul_fwd, matmul_vjp, matmul_jvp, fused=matmul_fused)
 
 
 # einsum: linear in each operand, so  d einsum(..., X_i, ...) = einsum(..., dX_i, ...)  and the
