@@ -5,7 +5,9 @@ Tracing runs the function once, eagerly, with a Tracer installed in the engine (
 The Tracer keeps, in program order,
 
   FWD     every primitive applied to Tensors: (out Tensor, primitive, inputs, parameters);
-  SWEEP   every reverse or forward sweep, which it runs itself with the graph kept;
+  SWEEP   every plain reverse or forward sweep, which it runs itself with the graph kept (a
+          recorded sweep, create_graph or nested forward mode, is made of primitives, which
+          it keeps as FWD instead);
   EFFECT  every state change the program makes outside the graph: zero_grad, an optimizer's
           in-place update, a learning-rate schedule (graphad.compile.effect records them).
 
@@ -46,12 +48,14 @@ cdef class Tracer:
     cdef public list sweep_results
     cdef public dict known          # id -> Tensor: the traced values (nodes, Tensor arguments,
                                     # comparisons of them), whose reads into Python are frozen
+    cdef public dict constants      # id -> array: NumPy results marked the same on every call
 
     def __init__(self):
         self.code = []
         self.unsupported = None
         self.sweep_results = []
         self.known = {}
+        self.constants = {}
 
     def record(self, Prim p, tuple args, object params, Tensor out):
         self.code.append((FWD, out, p, args, params))
@@ -66,18 +70,30 @@ cdef class Tracer:
         self.code.append((EFFECT, fn, args))
 
     def sweep(self, fn, tuple args):
-        if fn is _core.reverse_sweep and args[3]:
-            self.unsupported = "a sweep with create_graph=True (higher-order derivatives)"
-        if fn is _core.forward_sweep and args[4]:
-            self.unsupported = "a recorded forward sweep (nested forward mode)"
+        if (fn is _core.reverse_sweep and args[3]) or (fn is _core.forward_sweep and args[4]):
+            # a recorded sweep (create_graph, nested forward mode) is made of primitives: it
+            # runs with the recorder on, so that the program holds the nodes it makes and
+            # recomputes them on every replay (no SWEEP instruction: nothing to rerun)
+            if fn is _core.reverse_sweep and args[4] is None:
+                self.unsupported = ("backward(create_graph=True) into .grad (use ga.grad / "
+                                    "ga.vjp, whose results the program can recompute)")
+            return _core.run_traced(fn, args)
         prev = _core.set_tracer(None)
         try:
-            res = fn(*args)
+            res = _contiguous(fn(*args))
         finally:
             _core.set_tracer(prev)
         self.code.append((SWEEP, fn, args, len(self.sweep_results)))
         self.sweep_results.append(res)
         return res
+
+
+cdef object _contiguous(object res):
+    """A sweep's results, each array C-contiguous: an output that is a view of one (a Jacobian
+    block reshaped) is then found again by its offset and strides in the next call's result."""
+    if type(res) is not list:
+        return res
+    return [np.ascontiguousarray(r) if cnp.PyArray_Check(r) else r for r in <list>res]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -246,7 +262,7 @@ cdef class Program:
                     args = <tuple>ins[2]
                     if ins[3] is not None:
                         args = (<Subst>ins[3]).build(inputs)
-                    results[<Py_ssize_t>ins[4]] = ins[1](*args)
+                    results[<Py_ssize_t>ins[4]] = _contiguous(ins[1](*args))
                 else:
                     ins[1](*ins[2])
         except BaseException:

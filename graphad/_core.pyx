@@ -430,10 +430,14 @@ cpdef object call(Prim p, tuple args, object params=None):
 
 
 cpdef object arg(Tensor node, Py_ssize_t i):
-    """Input i of a node as a rule should see it: raw, or a Tensor when recording."""
+    """Input i of a node as a rule should see it: raw, or a Tensor when recording.  While
+    graphad.compile traces a recorded sweep, an array input comes as a constant Tensor over it,
+    so that what a rule computes from it is recorded too (and recomputed from a new input)."""
     a = node.parents[i]
-    if not _recording and type(a) is Tensor:
-        return (<Tensor>a).data
+    if not _recording:
+        return (<Tensor>a).data if type(a) is Tensor else a
+    if _tracer is not None and cnp.PyArray_Check(a):
+        return wrap(a)
     return a
 
 
@@ -791,6 +795,28 @@ def make_node(Prim p, object data, tuple parents, object params=None, object sav
 # ----------------------------------------------------------------------------------------------
 # the sweeps
 
+cdef bint _pass = False          # the next sweep runs as it is under the recorder (run_traced)
+
+
+cdef inline bint _take_pass():
+    global _pass
+    if _pass:
+        _pass = False
+        return True
+    return False
+
+
+def run_traced(fn, tuple args):
+    """Run the sweep fn(*args) itself while graphad.compile's recorder stays installed (so that
+    the primitives it applies are recorded); sweeps nested in it go to the recorder as usual."""
+    global _pass
+    _pass = True
+    try:
+        return fn(*args)
+    finally:
+        _pass = False
+
+
 def _freed_error():
     return RuntimeError(
         "backward: this graph was already freed by an earlier backward(); call the first "
@@ -951,7 +977,7 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
     cdef Tensor t, p
     cdef Py_ssize_t i, j, n
     cdef long stamp
-    if _tracer is not None:         # graphad.compile: runs it (graph kept) and records it
+    if _tracer is not None and not _take_pass():    # graphad.compile: runs and records it
         return _tracer.sweep(reverse_sweep, (roots, seeds, True, create_graph, sources, nlead))
     _stamp += 1
     stamp = _stamp
@@ -1057,6 +1083,17 @@ def tracing():
     return _tracer is not None
 
 
+cpdef bint recording():
+    """Whether the sweep now running records its rules (they see Tensors: create_graph)."""
+    return _recording
+
+
+def unreplayable(str reason):
+    """Tell graphad.compile's trace, if one is running, that it cannot be replayed."""
+    if _tracer is not None and _tracer.unsupported is None:
+        _tracer.unsupported = reason
+
+
 def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0):
     """Start an eager forward evaluation with these tangents (shape lead + input.shape) on the
     inputs; every forward_begin needs its forward_end."""
@@ -1089,7 +1126,7 @@ def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
     cdef Tensor t, p
     cdef long stamp
     cdef Py_ssize_t j, i, n
-    if _tracer is not None:
+    if _tracer is not None and not _take_pass():
         return _tracer.sweep(forward_sweep, (inputs, tangents, outputs, nlead, record))
     _stamp += 1
     stamp = _stamp

@@ -3,10 +3,12 @@
 where, clip, identity and astype; their rules, the public functions and the rule helpers
 (conventions: graphad/_prims.pyx).  The table entries for the unary and binary functions also
 make the public function of the same name (`ga.exp`, `ga.add`, ...)."""
+import functools
+
 import numpy as np
 cimport numpy as cnp
 from graphad cimport _kernels as K
-from graphad._core cimport Prim, Tensor, apply, call, arg, out, need
+from graphad._core cimport Prim, Tensor, apply, call, arg, out, need, recording
 from graphad._prims cimport raw, shape_of, stacked
 from graphad._prims import defprim
 
@@ -106,10 +108,13 @@ def _pow_da(n):
     b = arg(n, 1)
     return gmul_(b, power_(arg(n, 0), sub_(b, 1.0)))
 
+def _is_zero(a):
+    return np.asarray(a) == 0
+
 def _pow_db(n):
     a = arg(n, 0)
-    zero = np.asarray(raw(a)) == 0
-    if zero.any():
+    zero = nondiff_(_is_zero, (a,))
+    if type(zero) is Tensor or zero.any():     # recorded: always, so the program is static
         a = where_(zero, 1.0, a)
     return mul_(out(n), log_(a))
 
@@ -125,13 +130,16 @@ P_POW = _binary("power", K.GA_POW, pow_vjp, pow_jvp, "a ** b, elementwise with b
 
 
 # d max(a, b) = da where a > b, db where b > a, (da + db)/2 at ties (as for a subgradient)
-def _select_weights(n, bint first):
-    a, b = np.asarray(raw(arg(n, 0))), np.asarray(raw(arg(n, 1)))
+def _first_weights(a, b):      # the weight of a in max(a, b); of b it is 1 - this
+    a, b = np.asarray(a), np.asarray(b)
     dt = np.result_type(a, b, 1.0)
-    win = (a > b) if first else (b > a)
+    return (a > b).astype(dt) + 0.5 * (a == b).astype(dt)
+
+def _select_weights(n, bint first):
+    a, b = arg(n, 0), arg(n, 1)
     if n.prim is P_MIN:
-        win = (a < b) if first else (b < a)
-    return win.astype(dt) + 0.5 * (a == b).astype(dt)
+        a, b = b, a
+    return nondiff_(_first_weights, (a, b) if first else (b, a))
 
 def minmax_vjp(n, g):
     return (gmul_(g, _select_weights(n, True)) if need(n, 0) else None,
@@ -223,6 +231,14 @@ P_TRUNC = _zero_deriv("trunc", np.trunc)
 P_RINT = _zero_deriv("rint", np.rint)
 
 
+# nondiff(fn; x...) = fn(x...): a value computed with NumPy from the inputs that has no
+# derivative (a mask, tie weights, a one-hot of labels).  Rules get it from nondiff_, which in
+# a plain sweep just calls fn; in a recorded sweep it is a node, so that a compiled program
+# recomputes it from the new values on every replay instead of freezing the traced one.
+P_NONDIFF = defprim("nondiff", lambda fn, *xs: np.asarray(fn(*xs)),
+                    lambda n, g: (None,) * len(n.parents), lambda n, t: None)
+
+
 # where(c, a, b): the condition is a constant (params); d = where(c, da, db)
 def _where_fwd(cond, a, b):
     return np.where(cond, a, b)
@@ -241,16 +257,33 @@ def where_jvp(n, t):
 P_WHERE = defprim("where", _where_fwd, where_vjp, where_jvp, broadcasts=True)
 
 
+# select(c, a, b) = where(c, a, b) with the condition an input (no derivative): a rule's mask
+# computed by nondiff in a recorded sweep (where_ picks it when the condition is a Tensor)
+def select_vjp(n, g):
+    c = arg(n, 0)
+    z = np.zeros((), raw(g).dtype if isinstance(raw(g), np.ndarray) else np.float64)
+    return (None, where_(c, g, z) if need(n, 1) else None,
+            where_(c, z, g) if need(n, 2) else None)
+
+def select_jvp(n, t):
+    return where_(arg(n, 0), 0.0 if t[1] is None else t[1], 0.0 if t[2] is None else t[2])
+
+P_SELECT = defprim("select", lambda params, c, a, b: np.where(c, a, b), select_vjp,
+                   select_jvp, broadcasts=True)
+
+
 # clip(x, lo, hi): d = dx inside [lo, hi], 0 outside
-def _clip_mask(n):
-    x = raw(arg(n, 0))
-    lo, hi = n.params
+def _inside(lo, hi, x):
     m = np.ones(np.shape(x), bool)
     if lo is not None:
         m &= x >= lo
     if hi is not None:
         m &= x <= hi
     return m
+
+def _clip_mask(n):
+    lo, hi = n.params
+    return nondiff_(functools.partial(_inside, lo, hi), (arg(n, 0),))
 
 P_CLIP = defprim("clip", lambda params, x: np.clip(x, params[0], params[1]),
                  lambda n, g: (where_(_clip_mask(n), g, 0.0),),
@@ -323,5 +356,13 @@ cpdef sign_(x): return call(P_SIGN, (x,))
 cpdef step_(x): return call(P_STEP, (x,))
 cpdef sigmoid_(x): return call(P_SIGMOID, (x,))
 cpdef reciprocal_(x): return call(P_RECIPROCAL, (x,))
-cpdef where_(c, a, b): return call(P_WHERE, (a, b), np.asarray(raw(c)))
+cpdef where_(c, a, b):
+    if type(c) is Tensor:
+        return call(P_SELECT, (c, a, b))
+    return call(P_WHERE, (a, b), np.asarray(c))
+
+cpdef nondiff_(fn, tuple args):
+    if recording():
+        return apply(P_NONDIFF, args, fn)
+    return fn(*[raw(a) for a in args])
 cpdef astype_(x, dtype): return call(P_ASTYPE, (x,), np.dtype(dtype))

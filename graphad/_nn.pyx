@@ -1,13 +1,15 @@
 # cython: language_level=3, binding=True
 """Neural-net primitives, for graphad.nn's losses and layers: cross_entropy from logits and
 dropout (conventions: graphad/_prims.pyx)."""
+import functools
+
 import numpy as np
 cimport numpy as cnp
 from graphad cimport _kernels as K
-from graphad._core cimport Tensor, call, arg
+from graphad._core cimport Tensor, call, arg, outs
 from graphad._prims cimport raw, shape_of, lead
 from graphad._prims import defprim
-from graphad._elementwise cimport gmul_, sub_, mul_
+from graphad._elementwise cimport gmul_, sub_, mul_, nondiff_
 from graphad._shape cimport reshape_
 from graphad._reductions cimport sum_
 from graphad._reductions import P_SOFTMAX
@@ -29,11 +31,13 @@ def _xent_fwd(reduction, x, y):
         total = np.asarray(total / loss.shape[0])
     return total, lse
 
+def _onehot(c, dtype, labels):
+    return np.eye(c, dtype=dtype)[np.asarray(labels)]
+
 def _xent_d(n):
     """softmax(x) - onehot(y), the derivative of each row's loss, from primitives."""
     x = arg(n, 0)
-    cdef Py_ssize_t c = shape_of(x)[1]
-    onehot = np.eye(c, dtype=n.data.dtype)[np.asarray(raw(arg(n, 1)))]
+    onehot = nondiff_(functools.partial(_onehot, shape_of(x)[1], n.data.dtype), (arg(n, 1),))
     return sub_(call(P_SOFTMAX, (x,), (-1,)), onehot)
 
 def xent_vjp(n, g):
@@ -62,9 +66,10 @@ def xent_jvp(n, t):
 P_CROSS_ENTROPY = defprim("cross_entropy", _xent_fwd, xent_vjp, xent_jvp, saves=True)
 
 
-# dropout(x; rate, rng): y = x m / (1 - rate) with m_i ~ Bernoulli(1 - rate) drawn from the
-# NumPy Generator rng by the forward itself (a compiled program draws a fresh mask every call);
-# dy = dx m / (1 - rate), the saved scaled mask times the tangent.
+# dropout(x; rate, rng) = (y, m): y = x m with m_i = [u_i >= rate] / (1 - rate), u drawn from
+# the NumPy Generator rng by the forward itself (a compiled program draws a fresh mask every
+# call); dy = dx m.  The scaled mask m is the second output (no derivative), so that a rule
+# reads the mask of the current call, also when a compiled program replays a recorded sweep.
 def _dropout_fwd(params, x):
     rate, rng = params
     x = np.asarray(x)
@@ -72,7 +77,7 @@ def _dropout_fwd(params, x):
     return K.binary(K.GA_MUL, x, mask), mask
 
 P_DROPOUT = defprim("dropout", _dropout_fwd,
-                    lambda n, g: (gmul_(g, n.saved),),
-                    lambda n, t: gmul_(t[0], n.saved), saves=True)
+                    lambda n, gs: (None if gs[0] is None else gmul_(gs[0], outs(n)[1]),),
+                    lambda n, t: (gmul_(t[0], outs(n)[1]), None), multiple=True)
 
 

@@ -3,12 +3,14 @@
 rules, public functions and the sum_ helper (conventions: graphad/_prims.pyx).  Axes are stored
 negative (counted from the end), so that a rule works when cotangents carry leading batch
 axes."""
+import functools
+
 import numpy as np
 cimport numpy as cnp
 from graphad._core cimport Tensor, apply, call, arg, out
 from graphad._prims cimport raw, shape_of, ndim_of, lead, arg_shape, norm_axes, stacked
 from graphad._prims import defprim
-from graphad._elementwise cimport gmul_, sub_, mul_, exp_
+from graphad._elementwise cimport gmul_, sub_, mul_, exp_, nondiff_
 from graphad._elementwise import multiply
 from graphad._shape cimport reshape_, broadcast_to_
 
@@ -47,14 +49,16 @@ P_SUM = defprim("sum", _sum_fwd, sum_vjp, sum_jvp)
 
 
 # max/min over axes: d = dx at the extreme entries, shared equally between ties
-def _extreme_weights(n):
-    axes, keepdims = n.params
-    x = np.asarray(raw(arg(n, 0)))
-    y = np.asarray(raw(out(n)))
+def _tie_weights(axes, keepdims, x, y):
+    x, y = np.asarray(x), np.asarray(y)
     if not keepdims:
         y = np.expand_dims(y, tuple(a + x.ndim for a in axes)) if axes else y
     hit = (x == y).astype(x.dtype if x.dtype.kind == "f" else np.float64)
     return hit / hit.sum(axis=axes, keepdims=True)
+
+def _extreme_weights(n):
+    axes, keepdims = n.params
+    return nondiff_(functools.partial(_tie_weights, axes, keepdims), (arg(n, 0), out(n)))
 
 def extreme_vjp(n, g):
     axes, keepdims = n.params

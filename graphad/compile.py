@@ -50,7 +50,7 @@ from graphad import _core
 from graphad._compile import Program, Tracer
 from graphad._core import Tensor
 
-__all__ = ["compile", "effect", "TraceWarning"]
+__all__ = ["compile", "effect", "constant", "TraceWarning"]
 
 _tracers = []          # the tracers of the compiled functions being traced now (innermost last)
 _frozen_sites = set()  # (file, line) of the reads of traced values already warned about
@@ -79,6 +79,14 @@ def frozen_read(what):
         f"Python, so the value (and any branch taken on it) is frozen in the replay: later calls "
         f"reuse what this trace saw.  Compute with graphad functions instead (ga.where for a "
         f"branch), or call the function uncompiled", TraceWarning, site[0], site[1])
+
+
+def constant(x):
+    """Mark the array x, made by NumPy while a compiled function is traced, as the same on every
+    call (a structurally zero derivative), so that the program may return it; returns x."""
+    if _tracers:
+        _tracers[-1].constants[id(x)] = x
+    return x
 
 
 def effect(fn, *args):
@@ -224,6 +232,8 @@ def _output_map(leaves, tracer, program, inputs, tensors):
                 outs.append(_Output("input", by_input[id(v)]))
             elif id(v) in by_grad:
                 outs.append(_Output("grad", by_grad[id(v)]))
+            elif id(v) in tracer.constants:
+                outs.append(_Output("const", v))
             else:
                 outs.append(_view_of(v, buffers))
         elif isinstance(v, (float, np.floating, complex)):

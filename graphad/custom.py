@@ -61,8 +61,14 @@ def _tree_map(fn, tree):
 
 
 def _recording(node):
-    """Whether the sweep now running records its rules (rules then see Tensors)."""
-    return type(_core.out(node)) is Tensor
+    """Whether the sweep now running records its rules (rules then see Tensors).  A compiled
+    program cannot replay such a sweep through a custom rule (the user's functions compute
+    residuals and derivatives outside the primitives), so a trace running it goes eager."""
+    if type(_core.out(node)) is not Tensor:
+        return False
+    _core.unreplayable("a higher-order sweep through a custom rule (its residuals and "
+                       "derivatives are computed by the user's functions)")
+    return True
 
 
 def _positional(fun, args, kwargs):
@@ -453,6 +459,7 @@ def _jvp_graph(self, node):
 
 def _jvp_of_custom_jvp(node, t):
     self, packing = node.params
+    _recording(node)                # (a compiled trace of a recorded sweep goes eager)
     primals = _primals(node)
     nlead = next(np.ndim(_raw(ti)) - np.ndim(_raw(p)) for ti, p in zip(t, primals)
                  if ti is not None)

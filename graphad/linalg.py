@@ -13,7 +13,7 @@ import numpy as np
 
 from graphad import _core
 from graphad._core import Tensor, apply, arg, call, outs
-from graphad._elementwise import add_, gmul_, mul_, neg_, reciprocal_, sub_, where_
+from graphad._elementwise import add_, gmul_, mul_, neg_, nondiff_, reciprocal_, sub_, where_
 from graphad._prims import defprim
 from graphad._products import matmul_
 from graphad._reductions import sum_
@@ -118,11 +118,15 @@ def _eigh_fwd(params, a):
     return _lapack("eigh", np.linalg.eigh, (a + np.swapaxes(a, -1, -2)) * 0.5)
 
 
+def _nonzero(x):
+    return np.asarray(x) != 0
+
+
 def _eigh_F(w):
     """F_ij = 1/(w_j - w_i) off the diagonal, 0 on it and wherever w_i == w_j."""
     shape = np.shape(_raw(w))
     diff = sub_(reshape_(w, shape[:-1] + (1, shape[-1])), reshape_(w, shape + (1,)))
-    ok = np.asarray(_raw(diff)) != 0
+    ok = nondiff_(_nonzero, (diff,))
     return where_(ok, reciprocal_(where_(ok, diff, 1.0)), 0.0)
 
 

@@ -368,7 +368,7 @@ class Dropout(Module):
     def forward(self, x):
         if not self.training or self.rate == 0.0:
             return x
-        return _core.apply(P_DROPOUT, (x,), (self.rate, self._rng))
+        return _core.apply(P_DROPOUT, (x,), (self.rate, self._rng))[0]
 
     def extra_repr(self):
         return f"rate={self.rate}"

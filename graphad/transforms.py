@@ -14,6 +14,7 @@ import numpy as np
 from graphad import _core
 from graphad import _kernels as K
 from graphad._core import Tensor
+from graphad.compile import constant as _constant
 from graphad._kernels import unit_block
 from graphad._elementwise import P_ID
 
@@ -105,7 +106,7 @@ def _reverse(trace, outs, seeds, retain=False, record=False):
     result = []
     for g, s in zip(grads, trace.sources):
         if g is None:
-            g = np.zeros(s.shape, s.dtype)
+            g = _zeros(s.shape, s.dtype)
         if record:
             result.append(g if isinstance(g, Tensor) else _core.as_tensor(g))
         else:
@@ -215,7 +216,7 @@ def jvp(f, primals, tangents):
         it = iter(_core.forward_sweep(trace.sources, tans, live, record=trace.nested)
                   if live else [])
         touts = [next(it) if o.requires_grad else None for o in outs]
-    touts = [np.zeros(o.shape, o.dtype) if t is None else t for o, t in zip(outs, touts)]
+    touts = [_zeros(o.shape, o.dtype) if t is None else t for o, t in zip(outs, touts)]
     values = [trace.export(o) for o in outs]
     touts = [trace.export(t) for t in touts]
     if kind is None:
@@ -267,15 +268,25 @@ def _block_to_jacobian(block, in_axes_first, out_shape, in_shape, nested):
         perm = tuple(range(1, nd + 1)) + (0,)
         if nested:
             block = _ops().transpose(block, perm)
+        elif _core.tracing():           # a view, which graphad.compile can replay
+            block = np.moveaxis(block, 0, -1)
         else:                           # one tiled transpose of the (n, size) matrix
             block = K.contiguous(block.reshape(block.shape[0], -1).T)
     shape = tuple(out_shape) + tuple(in_shape)
     return _ops().reshape(block, shape) if nested else block.reshape(shape)
 
 
+def _zeros(shape, dtype):
+    """A derivative that is structurally zero (no path from the input): a constant, also for
+    a program that graphad.compile replays."""
+    return _constant(np.zeros(shape, dtype))
+
+
 def _fwd_entry(trace, o, s, blocks):
     """d o / d s from the tangent blocks (each (k,) + o.shape, None for zero) of a forward
     sweep that carried the identity on s."""
+    if all(t is None for _, t in blocks):
+        return trace.export(_zeros(o.shape + s.shape, o.dtype))
     blocks = [np.zeros((b.shape[0],) + o.shape, o.dtype) if t is None else t for b, t in blocks]
     return trace.export(_block_to_jacobian(_stack_blocks(blocks, trace.nested), True, o.shape,
                                            s.shape, trace.nested))
@@ -317,15 +328,17 @@ def _jac_rev(trace, outs, chunk_size):
             grads = _core.reverse_sweep([o], [block], retain_graph=trace.nested or not last,
                                         create_graph=trace.nested, sources=trace.sources,
                                         nlead=1)
-            for acc, g, s in zip(per_src, grads, trace.sources):
-                acc.append(np.zeros((block.shape[0],) + s.shape, s.dtype) if g is None else g)
+            for acc, g in zip(per_src, grads):
+                acc.append(g)
         for i, s in enumerate(trace.sources):
-            if blocks:
-                stacked = _stack_blocks(per_src[i], trace.nested)
+            if blocks and any(g is not None for g in per_src[i]):
+                parts = [np.zeros((b.shape[0],) + s.shape, s.dtype) if g is None else g
+                         for b, g in zip(blocks, per_src[i])]
+                stacked = _stack_blocks(parts, trace.nested)
                 jac[j][i] = trace.export(_block_to_jacobian(stacked, False, o.shape,
                                                             s.shape, trace.nested))
             else:
-                jac[j][i] = trace.export(np.zeros(o.shape + s.shape, s.dtype))
+                jac[j][i] = trace.export(_zeros(o.shape + s.shape, s.dtype))
     return jac
 
 

@@ -113,6 +113,10 @@ CASES = {
     "sigmoid": [("vec", ga.sigmoid, [U((4,), -4, 4)])],
     "softplus": [("vec", ga.softplus, [U((4,), -4, 4)])],
     "reciprocal": [("vec", lambda x: P("reciprocal", x), [U((3,), 0.5, 2)])],
+    "nondiff": [("mask times x", lambda x: P("nondiff", x, params=lambda v: v > 0) * x,
+                 [AWAY((4,))])],
+    "select": [("vec,scalar", lambda a, b: P("select", np.array([True, False, True]), a, b),
+                [U((3,)), U(())])],
     "where": [("vec,scalar", lambda a, b: ga.where(np.array([True, False, True]), a, b),
                [U((3,)), U(())]),
               ("scalar,mat", lambda a, b: ga.where(np.array([[True], [False]]), a, b),
@@ -186,7 +190,7 @@ CASES = {
              ("batch", _eigh_mix, [U((2, 3, 3))]),
              ("eigvalsh", ga.linalg.eigvalsh, [U((4, 4))])],
     "dropout": [("rate=0.5, fixed rng", lambda x: P(
-        "dropout", x, params=(0.5, np.random.default_rng(3))), [U((2, 5))])],
+        "dropout", x, params=(0.5, np.random.default_rng(3)))[0], [U((2, 5))])],
 }
 
 CASE_LIST = [(name, label, f, specs) for name, cases in CASES.items()

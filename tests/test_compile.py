@@ -264,17 +264,34 @@ def test_compiled_call_inside_a_trace_and_effects():
     assert log == ["ran"] * 3
 
 
-def test_unreplayable_trace_runs_eagerly_with_a_warning():
+def test_higher_order_sweeps_replay():
+    """grad of grad records its inner sweep (create_graph): the program holds the nodes that
+    sweep made and recomputes them, so the replay is compiled, not eager."""
     inner = ga.grad(lambda x: ga.sum(ga.sin(x)))
-    f = ga.grad(lambda x: ga.sum(inner(x)))                  # create_graph sweeps
+    f = ga.grad(lambda x: ga.sum(inner(x)))
     cf = ga.compile(lambda x: f(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for k in range(3):
+            x = np.array([0.3, 1.2]) + k
+            np.testing.assert_allclose(cf(x), -np.sin(x), rtol=1e-14)
+    assert cf.replays == 2 and not cf.stats()[0]["eager"]
+
+
+def test_unreplayable_trace_runs_eagerly_with_a_warning():
+    """backward(create_graph=True) writes graphs into .grad, which a program cannot recompute."""
+    def f(x):
+        t = ga.tensor(x, requires_grad=True)
+        ga.sum(t ** 3).backward(create_graph=True)
+        return ga.sum(t.grad)
+    cf = ga.compile(f)
     x = np.array([0.3, 1.2])
     with pytest.warns(RuntimeWarning, match="eager"):
         got = cf(x)
-    np.testing.assert_allclose(got, -np.sin(x), rtol=1e-14)
+    np.testing.assert_allclose(got.numpy(), np.sum(3 * x ** 2), rtol=1e-14)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        np.testing.assert_allclose(cf(x + 1), -np.sin(x + 1), rtol=1e-14)
+        np.testing.assert_allclose(cf(x + 1).numpy(), np.sum(3 * (x + 1) ** 2), rtol=1e-14)
 
 
 def test_compile_time_is_milliseconds():
@@ -304,3 +321,101 @@ def test_aliased_arguments_are_part_of_the_signature():
     assert float(cf(x, x)) == 5.0
     assert float(cf(x, np.ones(3))) == 3.0          # not the (x, x) trace
     assert cf.traces == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# every primitive's rules, recorded and replayed
+
+from prim_cases import CASE_LIST, draw, rng_for, value   # noqa: E402
+
+
+@pytest.mark.parametrize("name,label,f,specs",
+                         [c for c in CASE_LIST if c[0] != "dropout"],   # draws a new mask
+                         ids=[f"{c[0]}-{c[1]}" for c in CASE_LIST if c[0] != "dropout"])
+def test_every_primitive_under_compiled_second_order(name, label, f, specs):
+    """hessian, hvp and grad-of-grad of <u, f(x)> compiled once and replayed on NEW values equal
+    the eager results: any value a rule computes outside the primitives (a mask, tie weights,
+    a one-hot) would be frozen at the traced values and show here."""
+    rng = rng_for("compile" + name + label)
+    first = [np.asarray(draw(s, rng)) for s in specs]       # arrays: scalars would be static
+    u = rng.standard_normal(np.shape(value(f(*first))))
+
+    def scalar(x0, *rest):
+        return ga.sum(f(x0, *rest) * u)
+
+    # each also returns a first derivative computed by the recorded sweep, where a frozen mask
+    # shows (second derivatives of piecewise-linear functions do not depend on it)
+    transforms = {
+        "hessian": ga.hessian(scalar),
+        "hvp (grad, Hv)": lambda *a: ga.hvp(lambda x0: scalar(x0, *a[1:]), a[0],
+                                            np.ones_like(a[0])),
+        "grad of <grad, x>": ga.grad(lambda *a: ga.sum(ga.grad(scalar)(*a) * a[0])),
+    }
+    for tname, t in transforms.items():
+        comp = ga.compile(t)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            comp(*first)
+            for _ in range(2):
+                args = [np.asarray(draw(s, rng)) for s in specs]
+                got, want = comp(*args), t(*args)
+                for g, w in zip(got if isinstance(got, tuple) else (got,),
+                                want if isinstance(want, tuple) else (want,)):
+                    np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12,
+                                               err_msg=f"{tname} replayed on new values")
+        assert comp.replays == 2, tname
+
+
+def test_labels_are_rebound_inside_recorded_sweeps():
+    """hvp of a cross-entropy loss: the recorded sweep's one-hot of the labels is recomputed
+    from each call's labels (a frozen one would give the traced labels' gradient)."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((6, 4))
+
+    def loss(W, X, y):
+        return nn.cross_entropy(ga.tanh(X @ W), y)
+
+    f = lambda W, X, y, V: ga.hvp(lambda w: loss(w, X, y), W, V)
+    comp = ga.compile(f)
+    W, V = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    comp(W, X, rng.integers(0, 3, 6), V)
+    for _ in range(3):
+        y = rng.integers(0, 3, 6)
+        assert_close(comp(W, X, y, V), f(W, X, y, V), tol=1e-11)
+    assert comp.replays == 3
+
+
+def test_nested_forward_mode_replays():
+    """jacfwd of jacfwd and grad of a jvp record their inner forward sweep; both replay."""
+    A = np.random.default_rng(12).standard_normal((3, 3))
+    f = lambda x: ga.tanh(A @ x) * ga.maximum(x, 0.1)
+    v = np.array([0.3, -0.2, 0.5])
+    cases = {"jacfwd(jacfwd)": ga.jacfwd(ga.jacfwd(f)),
+             "grad(jvp)": ga.grad(lambda x: ga.sum(ga.jvp(f, (x,), (v,))[1] ** 2))}
+    for name, t in cases.items():
+        comp = ga.compile(t)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for k in range(3):
+                x = np.array([0.4, -0.7, 1.1]) * (k + 1)
+                np.testing.assert_allclose(comp(x), t(x), rtol=1e-12, atol=1e-13, err_msg=name)
+        assert comp.replays == 2, name
+
+
+def test_recorded_sweep_through_a_custom_rule_runs_eagerly():
+    """A custom rule's residuals come from the user's forward, outside the program: a compiled
+    hessian through one must not replay frozen residuals (it gave wrong numbers); it runs eagerly
+    with a warning, and first-order programs through custom rules still replay."""
+    @ga.custom_vjp
+    def f(x):
+        return ga.sin(x) * x
+
+    f.defvjp(lambda x: (f(x), (ga.cos(x), ga.sin(x), x)),
+             lambda r, g: (g * (r[0] * r[2] + r[1]),))
+    t = ga.hessian(lambda x: ga.sum(f(x) ** 2))
+    comp = ga.compile(t)
+    x = np.array([0.3, 0.6])
+    with pytest.warns(RuntimeWarning, match="custom rule"):
+        comp(x)
+    np.testing.assert_allclose(comp(x + 1), t(x + 1), rtol=1e-13)
+    assert comp.replays == 0
