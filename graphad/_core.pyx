@@ -186,6 +186,11 @@ cdef object forward(Prim p, object params, tuple raw):
                              f"{_shape_of(raw[0])} and {_shape_of(raw[1])}") from None
     if p.kernel == 1:
         return K.unary(p.code, raw[0])
+    if p.kernel == 3:               # matmul, the BLAS kernel (p.fwd names the shapes on error)
+        try:
+            return K.matmul(raw[0], raw[1])
+        except ValueError:
+            pass
     return p.fwd(params, *raw)
 
 

@@ -917,8 +917,9 @@ cpdef object matmul(object a, object b):
         start = _unit_start(a)
         if start is not None and a.shape[1] == b.shape[0]:
             rows = b[start:start + a.shape[0]]
-            dt = np.result_type(a.dtype, b.dtype)
-            return contiguous(rows) if rows.dtype == dt else rows.astype(dt)
+            if cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.PyArray_TYPE(<cnp.ndarray>b):
+                return contiguous(rows)
+            return rows.astype(np.result_type(a.dtype, b.dtype))
     if not (_is_float_array(a) and _is_float_array(b)) or \
             cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.PyArray_TYPE(<cnp.ndarray>b) or \
             a.ndim == 0 or b.ndim == 0:

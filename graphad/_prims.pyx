@@ -58,7 +58,7 @@ REGISTRY = {}
 def defprim(name, fwd, vjp=None, jvp=None, saves=False, kernel=0, code=0, fused=None,
             multiple=False, broadcasts=False):
     """Register a primitive.  kernel=1/2 marks fwd as the unary/binary C kernel `code`, which
-    the engine then calls directly.  fused(params, inputs, tangents) -> (out, tangent) or None
+    the engine then calls directly (kernel=3: matmul's).  fused(params, inputs, tangents) -> (out, tangent) or None
     may compute the value and its tangent together in eager forward mode.  multiple=True: fwd
     returns a tuple of outputs, vjp(n, gs) gets one cotangent per output (None for zero) and
     jvp returns one tangent per output (None for zero); outs(n) reads the outputs.

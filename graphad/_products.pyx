@@ -139,7 +139,7 @@ def _matmul_fwd(params, a, b):
                          f"for matrix multiplication") from None
 
 # fused: in eager forward mode, value and tangent of x @ A in one product (a kernel)
-P_MATMUL = defprim("matmul", _matmul_fwd, matmul_vjp, matmul_jvp, fused=matmul_fused)
+P_MATMUL = defprim("matmul", _matmul_fwd, matmul_vjp, matmul_jvp, fused=matmul_fused, kernel=3)
 
 
 # einsum: linear in each operand, so  d einsum(..., X_i, ...) = einsum(..., dX_i, ...)  and the
