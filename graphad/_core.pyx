@@ -281,18 +281,7 @@ cdef object _apply_multi(Prim p, tuple args, object params, bint always_wrap):
     in a plain sweep), over one node that holds them all."""
     cdef bint any_tensor = False, needs = False
     cdef Tensor m
-    cdef Py_ssize_t i
-    for i in range(len(args)):
-        a = args[i]
-        if type(a) is not Tensor and type(a) is not float and type(a) is not int:
-            b = _plain_operand(a)
-            if b is not a:
-                args = args[:i] + (b,) + args[i + 1:]
-                a = b
-        if type(a) is Tensor:
-            any_tensor = True
-            if (<Tensor>a)._requires_grad:
-                needs = True
+    args = _operands(args, &any_tensor, &needs)
     raw = unwrap_args(args) if any_tensor else args
     res = forward(p, params, raw)
     saved = None
@@ -306,13 +295,8 @@ cdef object _apply_multi(Prim p, tuple args, object params, bint always_wrap):
         return res
     if not (needs and _grad_enabled):
         return tuple([wrap(r) for r in res])
-    m = Tensor.__new__(Tensor)
-    m.data = res
-    m._requires_grad = True
-    m.prim = p
-    m.parents = args
-    m.params = params
-    m.saved = saved
+    m = wrap(res)
+    _record_node(m, p, args, params, saved)
     if _fwd != 0:
         tans = _input_tangents(args)
         if tans is not None:
@@ -356,15 +340,20 @@ cdef object _plain_operand(object a):
     return a
 
 
-cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
-    cdef Py_ssize_t i, n = len(args)
-    cdef bint any_tensor = False, needs = False
-    cdef Tensor t
-    cdef tuple raw
-    cdef list tans = None
-    if p.multiple:
-        return _apply_multi(p, args, params, always_wrap)
-    for i in range(n):
+cdef inline void _record_node(Tensor t, Prim p, tuple parents, object params, object saved):
+    """Make t the node that p made from parents."""
+    t._requires_grad = True
+    t.prim = p
+    t.parents = parents
+    t.params = params
+    t.saved = saved
+
+
+cdef inline tuple _operands(tuple args, bint *any_tensor, bint *needs):
+    """The operands as a primitive takes them (lists of Tensors stacked, plain ones checked),
+    noting whether any is a Tensor and whether one requires grad."""
+    cdef Py_ssize_t i
+    for i in range(len(args)):
         a = args[i]
         if type(a) is not Tensor and type(a) is not float and type(a) is not int:
             b = _plain_operand(a)
@@ -372,9 +361,20 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
                 args = args[:i] + (b,) + args[i + 1:]
                 a = b
         if type(a) is Tensor:
-            any_tensor = True
+            any_tensor[0] = True
             if (<Tensor>a)._requires_grad:
-                needs = True
+                needs[0] = True
+    return args
+
+
+cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
+    cdef bint any_tensor = False, needs = False
+    cdef Tensor t
+    cdef tuple raw
+    cdef list tans = None
+    if p.multiple:
+        return _apply_multi(p, args, params, always_wrap)
+    args = _operands(args, &any_tensor, &needs)
     raw = unwrap_args(args) if any_tensor else args
     both = None
     if _fwd != 0 and needs and _grad_enabled:
@@ -408,11 +408,7 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     # NumPy returns scalars, not 0-d arrays, from ufuncs on 0-d input; a Tensor holds an ndarray
     t.data = res if cnp.PyArray_CheckExact(res) else np.asarray(res)
     if needs and _grad_enabled:
-        t._requires_grad = True
-        t.prim = p
-        t.parents = args
-        t.params = params
-        t.saved = saved
+        _record_node(t, p, args, params, saved)
     if tans is not None:
         if both is not None:
             t._tan = both[1]
@@ -774,11 +770,7 @@ def make_node(Prim p, object data, tuple parents, object params=None, object sav
     replays it with p.fwd(params, *inputs), which must then recompute the value (and residuals,
     when p.saves) from arrays; without p.fwd the trace cannot be replayed."""
     cdef Tensor t = wrap(as_outputs(data) if p.multiple else data)
-    t._requires_grad = True
-    t.prim = p
-    t.parents = parents
-    t.params = params
-    t.saved = saved
+    _record_node(t, p, parents, params, saved)
     if _fwd != 0 and _grad_enabled:
         tans = _input_tangents(parents)
         if tans is not None:

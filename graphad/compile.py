@@ -33,9 +33,12 @@ graphad functions, and compile training and evaluation as separate functions.
 Outputs are fresh on every call: Tensors come back detached (values, not graphs), arrays are
 new arrays (or views of them, when f reshaped a result); a parameter's `.grad` is returned as
 the sweep left it.  Nodes of custom rules (ga.custom_vjp / custom_jvp) and primitives with
-several outputs replay like any other.  Functions whose trace cannot be replayed (higher-order
-sweeps with create_graph, a node made without a forward to rerun, an output computed by NumPy
-from traced values) run eagerly, with a warning.  Memory: between calls the program keeps its graph's structure but
+several outputs replay like any other.  A recorded sweep (create_graph, nested forward mode: a
+hessian, grad of grad) is traced with the recorder on, so the nodes it makes are part of the
+program and are recomputed, not rerun as a sweep.  Functions whose trace cannot be replayed
+(backward(create_graph=True) into .grad, a recorded sweep through a custom rule, a node made
+without a forward to rerun, an output computed by NumPy from traced values) run eagerly, with
+a warning.  Memory: between calls the program keeps its graph's structure but
 none of its values; the kernels' buffer cache hands the same blocks to the next call.
 """
 import functools
