@@ -14,6 +14,7 @@ can be differentiated again.  One rule serves both.
 """
 cimport cython
 import gc
+import threading
 
 import numpy as np
 cimport numpy as cnp
@@ -28,19 +29,51 @@ from graphad cimport _kernels as K
 cnp.import_array()
 
 # ----------------------------------------------------------------------------------------------
-# global modes
+# engine state, one set per thread (as PyTorch keeps grad mode): graphs built in different
+# threads are swept concurrently without one thread's no_grad, sweep or trace reaching another.
+# The modes read on every primitive application are C thread-locals (one load each); the
+# Python objects (the tracer, the stack of forward evaluations) live in a threading.local and
+# are read only while a trace or a forward evaluation runs.
 
-cdef bint _grad_enabled = True
-cdef bint _recording = False     # rules see Tensors (create_graph) rather than raw arrays
-cdef bint _debug = False
-cdef long _stamp = 0             # incremented by every sweep; marks what a sweep has visited
-cdef long _sweep = 0             # the stamp of the sweep now running
+cdef extern from *:
+    """
+    typedef struct {
+        int grad_enabled, recording, debug, tracing, take_pass;
+        long sweep, fwd;
+        Py_ssize_t fwd_nlead;
+    } ga_thread_state;
+    /* initial-exec: a load relative to the thread pointer, no __tls_get_addr call (the block
+       is small enough for the static TLS space glibc keeps for modules loaded later) */
+    static __thread ga_thread_state ga_ts __attribute__((tls_model("initial-exec"))) =
+        {1, 0, 0, 0, 0, 0, 0, 0};
+    """
+    bint _grad_enabled "ga_ts.grad_enabled"
+    bint _recording "ga_ts.recording"   # rules see Tensors (create_graph) rather than arrays
+    bint _debug "ga_ts.debug"
+    bint _tracing "ga_ts.tracing"       # graphad.compile's recorder is installed (_thread)
+    bint _pass "ga_ts.take_pass"        # the next sweep runs under the recorder (run_traced)
+    long _sweep "ga_ts.sweep"           # the stamp of the sweep now running
+    long _fwd "ga_ts.fwd"               # the stamp of the eager forward evaluation, or 0
+    Py_ssize_t _fwd_nlead "ga_ts.fwd_nlead"   # its tangents' leading batch axes
+
+_thread = threading.local()      # .tracer, .fwd_stack (forward_begin / forward_end)
+cdef long _stamp = 0             # incremented by every sweep in any thread (with the GIL held),
+                                 # so that marks from different threads never collide
 cdef object _O = None            # the ops module (graphad._ops), installed at import
 cdef object _I = None            # the NumPy protocols (graphad._interop), installed at import
-cdef object _tracer = None       # graphad.compile's recorder, while it traces a function
-cdef long _fwd = 0               # the stamp of the eager forward evaluation in progress, or 0
-cdef Py_ssize_t _fwd_nlead = 0   # its tangents' leading batch axes
-cdef list _fwd_stack = []        # the evaluations it interrupted (forward_begin / forward_end)
+
+
+cdef inline object _get_tracer():
+    """This thread's recorder, or None."""
+    return getattr(_thread, "tracer", None) if _tracing else None
+
+
+cdef list _fwd_stack():
+    """This thread's interrupted forward evaluations."""
+    stack = getattr(_thread, "fwd_stack", None)
+    if stack is None:
+        stack = _thread.fwd_stack = []
+    return stack
 
 
 cdef Prim _P_ADD = None, _P_SUB = None, _P_MUL = None, _P_DIV = None   # the arithmetic
@@ -66,9 +99,10 @@ def set_tracer(tracer):
     the previous one.  The recorder sees every primitive applied to Tensors (record), every
     sweep (sweep: it runs the sweep itself, keeping the graph), node made from a value computed
     elsewhere (opaque) and state change such as zero_grad (effect)."""
-    global _tracer
-    prev = _tracer
-    _tracer = tracer
+    global _tracing
+    prev = _get_tracer()
+    _thread.tracer = tracer
+    _tracing = tracer is not None
     return prev
 
 
@@ -304,8 +338,8 @@ cdef object _apply_multi(Prim p, tuple args, object params, bint always_wrap):
                 raise NotImplementedError(f"forward mode: no JVP rule for {p.name}")
             m._tan = _fit_tangents(_eager_rule(p.jvp, m, None, tans), m, _fwd_nlead)
             m._tan_at = _fwd
-    if _tracer is not None:
-        _tracer.record(p, args, params, m)
+    if _tracing:
+        _get_tracer().record(p, args, params, m)
     return tuple([_apply(P_OUTPUT, (m,), i, True) for i in range(len(res))])
 
 
@@ -415,8 +449,8 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
             t._tan_at = _fwd
         else:
             _eager_tangent(p, t, tans)
-    if _tracer is not None:
-        _tracer.record(p, args, params, t)
+    if _tracing:
+        _get_tracer().record(p, args, params, t)
     return t
 
 
@@ -437,7 +471,7 @@ cpdef object arg(Tensor node, Py_ssize_t i):
     a = node.parents[i]
     if not _recording:
         return (<Tensor>a).data if type(a) is Tensor else a
-    if _tracer is not None and cnp.PyArray_Check(a):
+    if _tracing and cnp.PyArray_Check(a):
         return wrap(a)
     return a
 
@@ -622,8 +656,8 @@ cdef class Tensor:
 
     def zero_grad(self):
         self.grad = None
-        if _tracer is not None:
-            _tracer.effect(Tensor.zero_grad, (self,))
+        if _tracing:
+            _get_tracer().effect(Tensor.zero_grad, (self,))
 
     def backward(self, seed=None, retain_graph=False, create_graph=False):
         """Reverse sweep from this tensor; gradients accumulate into `.grad` of the leaves."""
@@ -711,13 +745,13 @@ cdef class Tensor:
 cdef bint _traced(object x):
     if type(x) is not Tensor:
         return False
-    known = getattr(_tracer, "known", None)
+    known = getattr(_get_tracer(), "known", None)
     return (<Tensor>x)._requires_grad or (<Tensor>x).prim is not None or \
         (known is not None and id(x) in known)
 
 
 cdef inline void _read_value(Tensor t, str what) except *:
-    if _tracer is not None and _traced(t):
+    if _tracing and _traced(t):
         from graphad.compile import frozen_read
         frozen_read(what)
 
@@ -726,8 +760,8 @@ def derived(object value, tuple sources):
     """A constant Tensor over value, computed from sources without a derivative (a comparison);
     while tracing, it counts as traced when a source is, so reading it into Python warns."""
     cdef Tensor t = wrap(np.asarray(value))
-    if _tracer is not None:
-        known = getattr(_tracer, "known", None)
+    if _tracing:
+        known = getattr(_get_tracer(), "known", None)
         if known is not None and any(_traced(s) for s in sources):
             known[id(t)] = t
     return t
@@ -779,11 +813,11 @@ def make_node(Prim p, object data, tuple parents, object params=None, object sav
                 t._tan_at = _fwd
             else:
                 _eager_tangent(p, t, tans)
-    if _tracer is not None:
+    if _tracing:
         if p.fwd is None:
-            _tracer.opaque(p, t)
+            _get_tracer().opaque(p, t)
         else:
-            _tracer.record(p, parents, params, t)
+            _get_tracer().record(p, parents, params, t)
     if p.multiple:
         return tuple([_apply(P_OUTPUT, (t,), i, True) for i in range(len(t.data))])
     return t
@@ -791,9 +825,6 @@ def make_node(Prim p, object data, tuple parents, object params=None, object sav
 
 # ----------------------------------------------------------------------------------------------
 # the sweeps
-
-cdef bint _pass = False          # the next sweep runs as it is under the recorder (run_traced)
-
 
 cdef inline bint _take_pass():
     global _pass
@@ -974,8 +1005,8 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
     cdef Tensor t, p
     cdef Py_ssize_t i, j, n
     cdef long stamp
-    if _tracer is not None and not _take_pass():    # graphad.compile: runs and records it
-        return _tracer.sweep(reverse_sweep, (roots, seeds, True, create_graph, sources, nlead))
+    if _tracing and not _take_pass():      # graphad.compile: runs and records it
+        return _get_tracer().sweep(reverse_sweep, (roots, seeds, True, create_graph, sources, nlead))
     _stamp += 1
     stamp = _stamp
     if sources is not None:
@@ -1077,7 +1108,7 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
 
 def tracing():
     """Whether graphad.compile is tracing (it records sweeps, which eager mode has none of)."""
-    return _tracer is not None
+    return _tracing
 
 
 cpdef bint recording():
@@ -1087,15 +1118,16 @@ cpdef bint recording():
 
 def unreplayable(str reason):
     """Tell graphad.compile's trace, if one is running, that it cannot be replayed."""
-    if _tracer is not None and _tracer.unsupported is None:
-        _tracer.unsupported = reason
+    tracer = _get_tracer()
+    if tracer is not None and tracer.unsupported is None:
+        tracer.unsupported = reason
 
 
 def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0):
     """Start an eager forward evaluation with these tangents (shape lead + input.shape) on the
     inputs; every forward_begin needs its forward_end."""
     global _stamp, _fwd, _fwd_nlead
-    _fwd_stack.append((_fwd, _fwd_nlead))
+    _fwd_stack().append((_fwd, _fwd_nlead))
     _stamp += 1
     _fwd, _fwd_nlead = _stamp, nlead
     for x, v in zip(inputs, tangents):
@@ -1109,7 +1141,7 @@ def forward_end(list outputs):
     global _fwd, _fwd_nlead
     res = [(<Tensor>o)._tan if type(o) is Tensor and (<Tensor>o)._tan_at == _fwd else None
            for o in outputs]
-    _fwd, _fwd_nlead = _fwd_stack.pop()
+    _fwd, _fwd_nlead = _fwd_stack().pop()
     return res
 
 
@@ -1123,8 +1155,8 @@ def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
     cdef Tensor t, p
     cdef long stamp
     cdef Py_ssize_t j, i, n
-    if _tracer is not None and not _take_pass():
-        return _tracer.sweep(forward_sweep, (inputs, tangents, outputs, nlead, record))
+    if _tracing and not _take_pass():
+        return _get_tracer().sweep(forward_sweep, (inputs, tangents, outputs, nlead, record))
     _stamp += 1
     stamp = _stamp
     for x in inputs:

@@ -44,6 +44,7 @@ none of its values; the kernels' buffer cache hands the same blocks to the next 
 import functools
 import os
 import sys
+import threading
 import time
 import warnings
 
@@ -55,7 +56,15 @@ from graphad._core import Tensor
 
 __all__ = ["compile", "effect", "constant", "TraceWarning"]
 
-_tracers = []          # the tracers of the compiled functions being traced now (innermost last)
+_local = threading.local()
+
+
+def _tracers():
+    """The tracers of the compiled functions this thread is tracing now (innermost last)."""
+    t = getattr(_local, "tracers", None)
+    if t is None:
+        t = _local.tracers = []
+    return t
 _frozen_sites = set()  # (file, line) of the reads of traced values already warned about
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -87,8 +96,9 @@ def frozen_read(what):
 def constant(x):
     """Mark the array x, made by NumPy while a compiled function is traced, as the same on every
     call (a structurally zero derivative), so that the program may return it; returns x."""
-    if _tracers:
-        _tracers[-1].constants[id(x)] = x
+    tracers = _tracers()
+    if tracers:
+        tracers[-1].constants[id(x)] = x
     return x
 
 
@@ -96,14 +106,15 @@ def effect(fn, *args):
     """Run fn(*args) now and, inside a trace, record it so that every replay runs it again at
     the same point of the program.  For state changes outside the graph: an optimizer's update,
     a learning-rate schedule, zeroing gradients (graphad's own do this already)."""
-    if not _tracers:
+    tracers = _tracers()
+    if not tracers:
         return fn(*args)
     prev = _core.set_tracer(None)        # what fn computes is its own business, not the graph's
     try:
         result = fn(*args)
     finally:
         _core.set_tracer(prev)
-    _tracers[-1].effect(fn, args)
+    tracers[-1].effect(fn, args)
     return result
 
 
@@ -271,20 +282,26 @@ class _Entry:
 class Compiled:
     """A function compiled by ga.compile; call it like the function.  `.traces` counts the
     traces made so far, `.replays` the calls answered by replaying a program (not by running
-    f), `.compile_ms` the time (ms) of the last trace (its eager run included)."""
+    f), `.compile_ms` the time (ms) of the last trace (its eager run included).  Calls from
+    several threads take turns: a program's nodes hold the values of the call running it."""
 
     def __init__(self, f, cache_size=16):
         functools.update_wrapper(self, f)
         self.f = f
         self.cache_size = cache_size
         self._cache = {}
+        self._lock = threading.RLock()
         self.traces = 0
         self.replays = 0
         self.compile_ms = 0.0
 
     def __call__(self, *args, **kwargs):
-        if _tracers:                      # inside another trace: become part of it
+        if _tracers():                    # inside another trace: become part of it
             return self.f(*args, **kwargs)
+        with self._lock:
+            return self._call(args, kwargs)
+
+    def _call(self, args, kwargs):
         key, inputs, tensors = _signature(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
@@ -306,13 +323,13 @@ class Compiled:
         for a in list(args) + list(kwargs.values()):
             if isinstance(a, Tensor):      # an argument's value is traced too (see frozen_read)
                 tracer.known[id(a)] = a
-        _tracers.append(tracer)
+        _tracers().append(tracer)
         prev = _core.set_tracer(tracer)
         try:
             out = self.f(*args, **kwargs)
         finally:
             _core.set_tracer(prev)
-            _tracers.pop()
+            _tracers().pop()
         entry = _Entry()
         entry.eager = tracer.unsupported is not None
         self.traces += 1

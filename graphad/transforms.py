@@ -8,6 +8,7 @@ Inside another transform, sweeps record their own operations (create_graph), so 
 compose: grad(grad(f)), jvp(grad(f)), ...  Top-level results are NumPy arrays.
 """
 import functools
+import threading
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from graphad.compile import constant as _constant
 from graphad._kernels import unit_block
 from graphad._elementwise import P_ID
 
-_depth = 0   # how many transforms are running f right now; > 0 means sweeps must record
+_local = threading.local()   # .depth: how many transforms run f in this thread (> 0: nested)
 
 
 def _argnums_tuple(argnums, nargs):
@@ -51,7 +52,7 @@ class _Trace:
 
     def __init__(self, args, argnums):
         self.nums, self.single = _argnums_tuple(argnums, len(args))
-        self.nested = _depth > 0
+        self.nested = getattr(_local, "depth", 0) > 0
         for i in self.nums:
             if type(args[i]) is Tensor and args[i].requires_grad:
                 self.nested = True
@@ -61,13 +62,13 @@ class _Trace:
             self.args[i] = s
 
     def run(self, f, kwargs):
-        global _depth
         prev = _core.set_grad_enabled(True)
-        _depth += 1
+        depth = getattr(_local, "depth", 0)
+        _local.depth = depth + 1
         try:
             return f(*self.args, **kwargs)
         finally:
-            _depth -= 1
+            _local.depth = depth
             _core.set_grad_enabled(prev)
 
     def export(self, x):
