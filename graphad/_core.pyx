@@ -356,6 +356,16 @@ _COMPLEX_MSG = ("complex dtypes are not supported yet: graphad differentiates re
                 "arrays)")
 
 
+cpdef object native(object a):
+    """a itself, or for an array the kernels cannot read as it is (byte-swapped, as loaded from
+    FITS, HDF5 or the network; unaligned) a native, aligned copy: the one place where arrays
+    enter graphad (operands, tensor(), leaves of the transforms, compiled inputs)."""
+    if cnp.PyArray_Check(a) and not (cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a) and
+                                     cnp.PyArray_ISALIGNED(<cnp.ndarray>a)):
+        return (<cnp.ndarray>a).astype((<cnp.ndarray>a).dtype.newbyteorder("="))
+    return a
+
+
 cdef object _plain_operand(object a):
     """An operand that is not a Tensor, as a primitive takes it: a list or tuple that holds
     Tensors stacked with gradients (NumPy would make it a constant), any other an array (the
@@ -369,6 +379,7 @@ cdef object _plain_operand(object a):
     elif cnp.PyArray_Check(a):
         if cnp.PyArray_ISCOMPLEX(<cnp.ndarray>a):
             raise TypeError(_COMPLEX_MSG)
+        return native(a)
     elif isinstance(a, (complex, np.complexfloating)):
         raise TypeError(_COMPLEX_MSG)
     return a
@@ -545,7 +556,7 @@ cdef class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = (<Tensor>data).data
-        self.data = np.array(data, dtype=dtype)
+        self.data = native(np.array(data, dtype=dtype))
         if self.data.dtype.kind == "c":
             raise TypeError(f"tensor: {_COMPLEX_MSG}")
         if self.data.dtype.kind not in "biuf":
@@ -783,7 +794,7 @@ def as_tensor(x):
     """x itself if it is a Tensor, else a constant Tensor viewing x (no copy)."""
     if type(x) is Tensor:
         return x
-    x = np.asarray(x)
+    x = native(np.asarray(x))
     if x.dtype.kind == "c":
         raise TypeError(f"as_tensor: {_COMPLEX_MSG}")
     return wrap(x)
@@ -791,7 +802,7 @@ def as_tensor(x):
 
 def leaf(data, requires_grad=True):
     """A leaf Tensor over `data` without copying (for the transforms, which own their inputs)."""
-    cdef Tensor t = wrap(data)
+    cdef Tensor t = wrap(native(data))
     if requires_grad:
         _float_dtype_required(t.data.dtype, "differentiation")
         t._requires_grad = True

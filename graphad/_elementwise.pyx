@@ -131,9 +131,9 @@ P_POW = _binary("power", K.GA_POW, pow_vjp, pow_jvp, "a ** b, elementwise with b
 
 # d max(a, b) = da where a > b, db where b > a, (da + db)/2 at ties (as for a subgradient)
 def _first_weights(a, b):      # the weight of a in max(a, b); of b it is 1 - this
+    dt = np.result_type(a, b, 1.0)      # before asarray: a Python number stays weak (float32)
     a, b = np.asarray(a), np.asarray(b)
-    dt = np.result_type(a, b, 1.0)
-    return (a > b).astype(dt) + 0.5 * (a == b).astype(dt)
+    return (a > b).astype(dt) + dt.type(0.5) * (a == b).astype(dt)
 
 def _select_weights(n, bint first):
     a, b = arg(n, 0), arg(n, 1)

@@ -265,6 +265,10 @@ cpdef object binary(int op, object a, object b):
     cdef int typ
     cdef double s
     cdef float sf
+    if _is_pyscalar(a) and _is_pyscalar(b):
+        # two Python numbers (a rule's constants): a Python float, which stays weak in NumPy's
+        # promotion, so that a float32 tangent times it stays float32 (np.float64 would not)
+        return float(_binary_numpy(op, a, b))
     if _is_float_array(a):
         x = <cnp.ndarray>a
         typ = cnp.PyArray_TYPE(x)
@@ -391,6 +395,8 @@ cpdef object unary(int op, object x):
     cdef bint aligned
     cdef char *args[2]
     cdef cnp.npy_intp steps[2]
+    if _is_pyscalar(x):                 # a Python number: a (weak) Python float, as binary
+        return float(_NP_UNARY[op](np.float64(x)))
     if not _is_float_array(x):
         x = np.asarray(x)
         if x.dtype.kind in "biu":

@@ -8,4 +8,5 @@ cdef Py_ssize_t ndim_of(object x)
 cdef Py_ssize_t lead(object g, Tensor n)
 cdef tuple arg_shape(Tensor n)
 cpdef tuple norm_axes(object axis, Py_ssize_t ndim, str name)
+cpdef Py_ssize_t axis_index(object axis, Py_ssize_t ndim, str name) except -1
 cpdef object stacked(object x)

@@ -103,15 +103,20 @@ cpdef tuple norm_axes(object axis, Py_ssize_t ndim, str name):
     under leading batch axes); out-of-range axes raise NumPy's AxisError."""
     if axis is None:
         return tuple(range(-ndim, 0))
-    if isinstance(axis, (int, np.integer)):
+    if not isinstance(axis, (tuple, list)):
         axis = (axis,)
-    out_axes = []
-    for a in axis:
-        a = int(a)
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(a, ndim, name)
-        out_axes.append(a - ndim if a >= 0 else a)
-    return tuple(sorted(set(out_axes)))
+    return tuple(sorted(set([axis_index(a, ndim, name) - ndim for a in axis])))
+
+
+cpdef Py_ssize_t axis_index(object axis, Py_ssize_t ndim, str name) except -1:
+    """One axis as an index in [0, ndim); out of range (or not an integer) raises NumPy's
+    AxisError, which is a ValueError, rather than wrapping around."""
+    if isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{name}: an axis must be an integer, got {axis!r}")
+    a = int(axis)
+    if not -ndim <= a < ndim:
+        raise np.exceptions.AxisError(a, ndim, name)
+    return a % ndim
 
 
 cdef bint _has_tensor(x):

@@ -6,7 +6,7 @@ cimport numpy as cnp
 from graphad cimport _kernels as K
 from graphad._kernels import matmul_fused
 from graphad._core cimport Tensor, apply, call, arg, need
-from graphad._prims cimport raw, shape_of, ndim_of, lead, stacked
+from graphad._prims cimport raw, shape_of, ndim_of, lead, axis_index, stacked
 from graphad._prims import defprim
 from graphad._elementwise cimport tsum, gmul_
 from graphad._elementwise import multiply, where
@@ -274,13 +274,6 @@ def outer(a, b):
     return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
 
 
-def _axis_index(axis, Py_ssize_t nd, str name):
-    a = int(axis)
-    if not -nd <= a < nd:
-        raise np.exceptions.AxisError(a, nd, name)
-    return a % nd
-
-
 def diagonal(x, offset=0, axis1=0, axis2=1):
     """NumPy's diagonal: the entries x[i, i + offset] over axes axis1 and axis2, which are
     removed; the diagonal becomes the last axis."""
@@ -288,7 +281,7 @@ def diagonal(x, offset=0, axis1=0, axis2=1):
     nd = ndim_of(x)
     if nd < 2:
         raise ValueError(f"diagonal: needs at least 2 dimensions, got shape {shape_of(x)}")
-    a1, a2 = _axis_index(axis1, nd, "diagonal"), _axis_index(axis2, nd, "diagonal")
+    a1, a2 = axis_index(axis1, nd, "diagonal"), axis_index(axis2, nd, "diagonal")
     if a1 == a2:
         raise ValueError(f"diagonal: axis1 and axis2 must differ, got {axis1} and {axis2}")
     s, offset = shape_of(x), int(offset)
@@ -307,7 +300,7 @@ def trace(x, offset=0, axis1=0, axis2=1):
     nd = ndim_of(x)
     if nd < 2:
         raise ValueError(f"trace: needs a matrix, got shape {shape_of(x)}")
-    a1, a2 = _axis_index(axis1, nd, "trace"), _axis_index(axis2, nd, "trace")
+    a1, a2 = axis_index(axis1, nd, "trace"), axis_index(axis2, nd, "trace")
     s = shape_of(x)
     if int(offset) == 0 and a1 != a2 and s[a1] == s[a2]:
         # the main diagonal of square axes: one einsum with the two axes' letters tied

@@ -7,7 +7,7 @@ import numpy as np
 cimport numpy as cnp
 from graphad cimport _kernels as K
 from graphad._core cimport Tensor, apply, call, need
-from graphad._prims cimport raw, shape_of, ndim_of, lead, arg_shape, norm_axes, stacked
+from graphad._prims cimport raw, shape_of, ndim_of, lead, arg_shape, norm_axes, axis_index, stacked
 from graphad._prims import defprim
 
 cnp.import_array()
@@ -178,7 +178,7 @@ def transpose(x, axes=None):
     if axes is None:
         perm = tuple(range(nd - 1, -1, -1))
     else:
-        perm = tuple(int(a) % nd if nd else 0 for a in axes)
+        perm = tuple(axis_index(a, nd, "transpose") for a in axes)
         if sorted(perm) != list(range(nd)):
             raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the "
                              f"{nd} axes of shape {shape_of(x)}")
@@ -189,7 +189,7 @@ def swapaxes(x, axis1, axis2):
     x = stacked(x)
     nd = ndim_of(x)
     perm = list(range(nd))
-    a, b = int(axis1) % nd, int(axis2) % nd
+    a, b = axis_index(axis1, nd, "swapaxes"), axis_index(axis2, nd, "swapaxes")
     perm[a], perm[b] = perm[b], perm[a]
     return apply(P_TRANSPOSE, (x,), tuple(perm))
 
@@ -262,7 +262,7 @@ def stack(xs, axis=0):
         raise ValueError("stack: all input arrays must have the same shape, got " +
                          ", ".join(str(shape_of(x)) for x in xs))
     nd = ndim_of(xs[0]) + 1
-    ax = int(axis) % nd
+    ax = axis_index(axis, nd, "stack")
     return concatenate([expand_dims(x, ax) for x in xs], axis=ax)
 
 

@@ -302,6 +302,9 @@ class Compiled:
             return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
+        # byte-swapped or unaligned arrays as native copies, before f and the program see them
+        args = tuple([_core.native(a) for a in args])
+        kwargs = {k: _core.native(v) for k, v in kwargs.items()}
         key, inputs, tensors = _signature(args, kwargs)
         entry = self._cache.get(key)
         if entry is None:
