@@ -315,7 +315,7 @@ cdef object _apply_multi(Prim p, tuple args, object params, bint always_wrap):
     in a plain sweep), over one node that holds them all."""
     cdef bint any_tensor = False, needs = False
     cdef Tensor m
-    args = _operands(args, &any_tensor, &needs)
+    args = _operands(p, args, &any_tensor, &needs)
     raw = unwrap_args(args) if any_tensor else args
     res = forward(p, params, raw)
     saved = None
@@ -366,7 +366,7 @@ cpdef object native(object a):
     return a
 
 
-cdef object _plain_operand(object a):
+cdef object _plain_operand(object a, Prim p):
     """An operand that is not a Tensor, as a primitive takes it: a list or tuple that holds
     Tensors stacked with gradients (NumPy would make it a constant), any other an array (the
     rules compute with their operands); complex values refused."""
@@ -379,6 +379,10 @@ cdef object _plain_operand(object a):
     elif cnp.PyArray_Check(a):
         if cnp.PyArray_ISCOMPLEX(<cnp.ndarray>a):
             raise TypeError(_COMPLEX_MSG)
+        if (<cnp.ndarray>a).dtype.kind not in "biuf":
+            raise TypeError(f"{p.name}: an operand of dtype {(<cnp.ndarray>a).dtype} (shape "
+                            f"{a.shape}) is not a number array; convert it with "
+                            f".astype(np.float64)")
         return native(a)
     elif isinstance(a, (complex, np.complexfloating)):
         raise TypeError(_COMPLEX_MSG)
@@ -394,14 +398,14 @@ cdef inline void _record_node(Tensor t, Prim p, tuple parents, object params, ob
     t.saved = saved
 
 
-cdef inline tuple _operands(tuple args, bint *any_tensor, bint *needs):
+cdef inline tuple _operands(Prim p, tuple args, bint *any_tensor, bint *needs):
     """The operands as a primitive takes them (lists of Tensors stacked, plain ones checked),
     noting whether any is a Tensor and whether one requires grad."""
     cdef Py_ssize_t i
     for i in range(len(args)):
         a = args[i]
         if type(a) is not Tensor and type(a) is not float and type(a) is not int:
-            b = _plain_operand(a)
+            b = _plain_operand(a, p)
             if b is not a:
                 args = args[:i] + (b,) + args[i + 1:]
                 a = b
@@ -419,7 +423,7 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     cdef list tans = None
     if p.multiple:
         return _apply_multi(p, args, params, always_wrap)
-    args = _operands(args, &any_tensor, &needs)
+    args = _operands(p, args, &any_tensor, &needs)
     raw = unwrap_args(args) if any_tensor else args
     both = None
     if _fwd != 0 and needs and _grad_enabled:

@@ -72,8 +72,9 @@ def extreme_jvp(n, t):
 
 def _reduce_fwd(fn, name):
     def fwd(params, x):
-        if np.size(x) == 0:
-            raise ValueError(f"{name}: zero-size array has no {name}")
+        shape = np.shape(x)
+        if any(shape[a] == 0 for a in params[0]):       # NumPy's rule: only an empty axis
+            raise ValueError(f"{name}: cannot reduce over a zero-size axis of shape {shape}")
         return np.asarray(fn(x, axis=params[0], keepdims=params[1]))
     return fwd
 
@@ -83,6 +84,9 @@ P_AMIN = defprim("min", _reduce_fwd(np.min, "min"), extreme_vjp, extreme_jvp)
 
 # logsumexp: d = sum(softmax(x) dx), computed stably by shifting with the max
 def _lse_keep(x, axes):
+    if x.size == 0:         # log of an empty sum is -inf (scipy's logsumexp); nothing to shift
+        with np.errstate(divide="ignore"):
+            return np.log(np.sum(np.exp(x), axis=axes, keepdims=True))
     m = np.max(x, axis=axes, keepdims=True)
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
@@ -116,6 +120,8 @@ P_LSE = defprim("logsumexp", _lse_fwd, lse_vjp, lse_jvp)
 # softmax: y = e^x / sum e^x;  dy = y (dx - sum(y dx))
 def _softmax_fwd(axes, x):
     x = np.asarray(x, dtype=np.result_type(x, 1.0))
+    if x.size == 0:
+        return x.copy()
     m = np.max(x, axis=axes, keepdims=True)
     e = np.exp(x - np.where(np.isfinite(m), m, 0.0))
     return e / np.sum(e, axis=axes, keepdims=True)
@@ -136,6 +142,8 @@ P_SOFTMAX = defprim("softmax", _softmax_fwd, softmax_vjp, softmax_jvp)
 # log_softmax: y = x - logsumexp(x);  dy = dx - sum(softmax(x) dx)
 def _log_softmax_fwd(axes, x):
     x = np.asarray(x, dtype=np.result_type(x, 1.0))
+    if x.size == 0:
+        return x.copy()
     return x - _lse_keep(x, axes)
 
 def log_softmax_vjp(n, g):

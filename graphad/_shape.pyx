@@ -117,7 +117,7 @@ def _concat_fwd(axis, *xs):
         return np.concatenate(xs, axis=axis)
     except ValueError:
         raise ValueError("concatenate: shapes " + ", ".join(str(np.shape(x)) for x in xs) +
-                         f" do not match off axis {axis}") from None
+                         f" do not match off axis {axis % np.ndim(xs[0])}") from None
 
 def concat_vjp(n, g):
     axis = n.params

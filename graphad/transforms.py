@@ -272,9 +272,16 @@ def _block_to_jacobian(block, in_axes_first, out_shape, in_shape, nested):
         elif _core.tracing():           # a view, which graphad.compile can replay
             block = np.moveaxis(block, 0, -1)
         else:                           # one tiled transpose of the (n, size) matrix
-            block = K.contiguous(block.reshape(block.shape[0], -1).T)
+            size = 1
+            for d in out_shape:
+                size *= d
+            block = K.contiguous(block.reshape(block.shape[0], size).T)
     shape = tuple(out_shape) + tuple(in_shape)
-    return _ops().reshape(block, shape) if nested else block.reshape(shape)
+    if nested:
+        return _ops().reshape(block, shape)
+    if not block.flags.writeable:       # the identity block itself (f returned its input)
+        block = block.copy()
+    return block.reshape(shape)
 
 
 def _zeros(shape, dtype):

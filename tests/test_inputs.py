@@ -81,3 +81,33 @@ def test_axes_in_range_and_clear_errors():
     np.testing.assert_array_equal(ga.sum(x, axis=(0, -1)).numpy(), 15.0)
     with pytest.raises(TypeError, match="sum: an axis must be an integer"):
         ga.sum(x, axis=1.0)
+
+
+def test_regression_zero_size_edges():
+    """jacfwd at an empty input failed to reshape; max/min over a non-empty axis of a (0, 3)
+    array raised (NumPy returns an empty array); jacfwd of the identity at a 0-d input returned
+    the cached, read-only identity block."""
+    assert ga.jacfwd(ga.exp)(np.empty(0)).shape == (0, 0)
+    assert ga.jacrev(ga.exp)(np.empty(0)).shape == (0, 0)
+    assert ga.max(np.ones((0, 3)), axis=1).shape == (0,)
+    assert ga.min(np.ones((3, 0)), axis=0).shape == (0,)
+    with pytest.raises(ValueError, match=r"max: cannot reduce over a zero-size axis"):
+        ga.max(np.ones((0, 3)), axis=0)
+    J = ga.jacfwd(lambda v: v)(np.array(2.0))
+    assert J == 1.0 and J.flags.writeable
+    J[...] = 5.0
+    assert ga.jacfwd(lambda v: v)(np.array(2.0)) == 1.0      # the cache was not written to
+    assert ga.jacrev(lambda v: v)(np.arange(2.0)).flags.writeable
+
+
+def test_regression_clear_errors_and_empty_reductions():
+    """Object arrays gave NumPy's ufunc-loop message; logsumexp and softmax over an empty axis
+    said 'zero-size array to reduction operation maximum'; concatenate named axis -2."""
+    with pytest.raises(TypeError, match=r"exp: an operand of dtype object \(shape \(1,\)\)"):
+        ga.exp(np.array(["a"], dtype=object))
+    np.testing.assert_array_equal(ga.logsumexp(np.ones((2, 0)), axis=1).numpy(), -np.inf)
+    assert ga.softmax(np.ones((2, 0)), axis=1).shape == (2, 0)
+    assert ga.log_softmax(np.ones((2, 0)), axis=1).shape == (2, 0)
+    assert ga.grad(lambda x: ga.sum(ga.logsumexp(x, axis=1)))(np.ones((2, 0))).shape == (2, 0)
+    with pytest.raises(ValueError, match=r"\(2, 3\), \(3, 2\) do not match off axis 0"):
+        ga.concatenate([np.ones((2, 3)), np.ones((3, 2))], axis=0)
