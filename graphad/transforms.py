@@ -293,7 +293,10 @@ def _zeros(shape, dtype):
 def _fwd_entry(trace, o, s, blocks):
     """d o / d s from the tangent blocks (each (k,) + o.shape, None for zero) of a forward
     sweep that carried the identity on s."""
-    if all(t is None for _, t in blocks):
+    for _, t in blocks:
+        if t is not None:
+            break
+    else:                               # no tangent reached o: structurally zero
         return trace.export(_zeros(o.shape + s.shape, o.dtype))
     blocks = [np.zeros((b.shape[0],) + o.shape, o.dtype) if t is None else t for b, t in blocks]
     return trace.export(_block_to_jacobian(_stack_blocks(blocks, trace.nested), True, o.shape,
