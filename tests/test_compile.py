@@ -8,7 +8,7 @@ import pytest
 
 import graphad as ga
 from graphad import nn, optim
-from graphad.compile import effect
+from graphad.compile import TraceWarning, effect
 
 
 def mlp_loss(W1, b1, W2, b2, X, y):
@@ -167,7 +167,7 @@ def test_static_arguments_and_kwargs():
 
 def test_returning_a_python_float_is_an_error():
     cf = ga.compile(lambda x: float(ga.sum(x)))
-    with pytest.raises(TypeError, match="float"):
+    with pytest.raises(TypeError, match="float"), pytest.warns(TraceWarning, match="float"):
         cf(np.ones(3))
 
 
