@@ -379,7 +379,7 @@ cdef object _plain_operand(object a, Prim p):
     elif cnp.PyArray_Check(a):
         if cnp.PyArray_ISCOMPLEX(<cnp.ndarray>a):
             raise TypeError(_COMPLEX_MSG)
-        if (<cnp.ndarray>a).dtype.kind not in "biuf":
+        if not (cnp.PyArray_ISNUMBER(<cnp.ndarray>a) or cnp.PyArray_ISBOOL(<cnp.ndarray>a)):
             raise TypeError(f"{p.name}: an operand of dtype {(<cnp.ndarray>a).dtype} (shape "
                             f"{a.shape}) is not a number array; convert it with "
                             f".astype(np.float64)")
