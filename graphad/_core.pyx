@@ -315,7 +315,7 @@ cdef object _apply_multi(Prim p, tuple args, object params, bint always_wrap):
     in a plain sweep), over one node that holds them all."""
     cdef bint any_tensor = False, needs = False
     cdef Tensor m
-    args = _operands(p, args, &any_tensor, &needs)
+    args = _operands(p, args, &any_tensor, &needs, always_wrap)
     raw = unwrap_args(args) if any_tensor else args
     res = forward(p, params, raw)
     saved = None
@@ -398,13 +398,14 @@ cdef inline void _record_node(Tensor t, Prim p, tuple parents, object params, ob
     t.saved = saved
 
 
-cdef inline tuple _operands(Prim p, tuple args, bint *any_tensor, bint *needs):
-    """The operands as a primitive takes them (lists of Tensors stacked, plain ones checked),
-    noting whether any is a Tensor and whether one requires grad."""
+cdef inline tuple _operands(Prim p, tuple args, bint *any_tensor, bint *needs, bint outside):
+    """The operands as a primitive takes them, noting whether any is a Tensor and whether one
+    requires grad.  From outside (apply: the user's values) lists of Tensors are stacked and
+    plain operands checked and normalized; a rule's own operands (call) already were."""
     cdef Py_ssize_t i
     for i in range(len(args)):
         a = args[i]
-        if type(a) is not Tensor and type(a) is not float and type(a) is not int:
+        if outside and type(a) is not Tensor and type(a) is not float and type(a) is not int:
             b = _plain_operand(a, p)
             if b is not a:
                 args = args[:i] + (b,) + args[i + 1:]
@@ -423,7 +424,7 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     cdef list tans = None
     if p.multiple:
         return _apply_multi(p, args, params, always_wrap)
-    args = _operands(p, args, &any_tensor, &needs)
+    args = _operands(p, args, &any_tensor, &needs, always_wrap)
     raw = unwrap_args(args) if any_tensor else args
     both = None
     if _fwd != 0 and needs and _grad_enabled:
