@@ -365,10 +365,82 @@ def _float_outputs(outs, name):
                             f"outputs have derivatives")
 
 
-def _jacobian_transform(f, argnums, chunk_size, mode, name):
+def _chunks(n, chunk_size):
+    """(start, k) of the blocks of at most chunk_size rows that cover n rows."""
+    if chunk_size is None or chunk_size >= n:
+        return [(0, n)]
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    step = int(chunk_size)
+    return [(start, min(step, n - start)) for start in range(0, n, step)]
+
+
+def _chunk_job(job):
+    """One chunk of a Jacobian, run wherever an executor sends it (another process or machine):
+    f traced afresh, then one sweep with rows start..start+k of the identity on source `which`
+    (mode "fwd": the tangent blocks of every output) or on output `which` (mode "rev": the
+    cotangent blocks of every source); None where nothing flowed."""
+    f, args, kwargs, argnums, mode, which, start, k = job
+    trace = _Trace(args, argnums)
+    outs, _ = _as_outputs(trace.run(f, kwargs))
+    if mode == "fwd":
+        s = trace.sources[which]
+        live = [o for o in outs if o.requires_grad]
+        it = iter(_core.forward_sweep([s], [unit_block(s.shape, start, k, s.dtype)], live,
+                                      nlead=1) if live else [])
+        return [_plain(next(it)) if o.requires_grad else None for o in outs]
+    o = outs[which]
+    if not o.requires_grad:
+        return [None] * len(trace.sources)
+    grads = _core.reverse_sweep([o], [unit_block(o.shape, start, k, o.dtype)],
+                                sources=trace.sources, nlead=1)
+    return [_plain(g) for g in grads]
+
+
+def _plain(x):
+    return None if x is None else np.array(x.data if isinstance(x, Tensor) else x)
+
+
+def _jac_executor(trace, f, args, kwargs, argnums, outs, mode, chunk_size, executor):
+    """jac[o][i] with the chunks' sweeps run by executor.map (each chunk traces f itself)."""
+    plain_args = tuple(a.data if isinstance(a, Tensor) else a for a in args)
+    over = trace.sources if mode == "fwd" else outs
+    jobs = [(w, start, k) for w, x in enumerate(over) for start, k in _chunks(x.size, chunk_size)]
+    results = list(executor.map(_chunk_job, [(f, plain_args, kwargs, argnums, mode, w, start, k)
+                                             for w, start, k in jobs]))
+    jac = [[None] * len(trace.sources) for _ in outs]
+    for j, o in enumerate(outs):
+        for i, s in enumerate(trace.sources):
+            w, other = (i, j) if mode == "fwd" else (j, i)
+            parts = [r[other] for (wj, _, _), r in zip(jobs, results) if wj == w]
+            if all(p is None for p in parts):
+                jac[j][i] = _zeros(o.shape + s.shape, o.dtype)
+                continue
+            ks = [k for (wj, _, k) in jobs if wj == w]
+            tail = o.shape if mode == "fwd" else s.shape
+            parts = [np.zeros((k,) + tail, o.dtype) if p is None else p
+                     for p, k in zip(parts, ks)]
+            jac[j][i] = _block_to_jacobian(np.concatenate(parts, axis=0), mode == "fwd",
+                                           o.shape, s.shape, False)
+    return jac
+
+
+def _jacobian_transform(f, argnums, chunk_size, mode, name, executor=None):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         trace = _Trace(args, argnums)
+        if executor is not None:
+            if trace.nested:
+                raise ValueError(f"{name}: executor= runs the chunks elsewhere, where an outer "
+                                 f"transform's graph cannot go; use it at top level")
+            outs, kind = _as_outputs(trace.run(f, kwargs))
+            _float_outputs(outs, name)
+            m = mode
+            if m == "auto":
+                n_in = sum(s.size for s in trace.sources)
+                m = "fwd" if n_in <= sum(o.size for o in outs) else "rev"
+            jac = _jac_executor(trace, f, args, kwargs, argnums, outs, m, chunk_size, executor)
+            return _pack_jacobian(trace, jac, kind)
         blocks = None
         if mode == "fwd" and len(trace.sources) == 1 and _eager(trace):
             s = trace.sources[0]
@@ -389,18 +461,21 @@ def _jacobian_transform(f, argnums, chunk_size, mode, name):
     return wrapper
 
 
-def jacfwd(f, argnums=0, chunk_size=None):
+def jacfwd(f, argnums=0, chunk_size=None, executor=None):
     """The Jacobian of f (shape out.shape + in.shape) by forward mode: one forward sweep per
     argument carrying the whole identity as a block of tangents.  With chunk_size, blocks of at
-    most chunk_size tangents (less memory, more sweeps).  A tuple argnums gives a tuple."""
-    return _jacobian_transform(f, argnums, chunk_size, "fwd", "jacfwd")
+    most chunk_size tangents (less memory, more sweeps).  A tuple argnums gives a tuple.
+    executor: any object with concurrent.futures' map (a ProcessPoolExecutor, a
+    dask.distributed Client, Ray's executor) runs the chunks in parallel; f and the arguments
+    must pickle for a process pool, and each chunk traces f afresh."""
+    return _jacobian_transform(f, argnums, chunk_size, "fwd", "jacfwd", executor)
 
 
-def jacrev(f, argnums=0, chunk_size=None):
+def jacrev(f, argnums=0, chunk_size=None, executor=None):
     """The Jacobian of f (shape out.shape + in.shape) by reverse mode: one reverse sweep carrying
     the whole identity on the output as a block of cotangents.  With chunk_size, blocks of at
-    most chunk_size cotangents.  A tuple argnums gives a tuple."""
-    return _jacobian_transform(f, argnums, chunk_size, "rev", "jacrev")
+    most chunk_size cotangents.  A tuple argnums gives a tuple.  executor: as for jacfwd."""
+    return _jacobian_transform(f, argnums, chunk_size, "rev", "jacrev", executor)
 
 
 def _vec_matrix(J, out_shape, in_shape):
@@ -415,14 +490,15 @@ def _vec_matrix(J, out_shape, in_shape):
     return np.ascontiguousarray(np.transpose(J, perm)).reshape(rows, cols)
 
 
-def jacobian(f, argnums=0, mode="auto", vec=False, chunk_size=None):
+def jacobian(f, argnums=0, mode="auto", vec=False, chunk_size=None, executor=None):
     """The Jacobian of f.  mode="fwd" / "rev" as jacfwd / jacrev; "auto" evaluates f once and
     picks forward mode when the (total) input size is at most the output size, else reverse.
     vec=True returns, per argument, the matrix of the linear map vec(dX) -> vec(df) in the
-    course's column-major vec convention; otherwise the shape is out.shape + in.shape."""
+    course's column-major vec convention; otherwise the shape is out.shape + in.shape.
+    chunk_size and executor as for jacfwd."""
     if mode not in ("auto", "fwd", "rev"):
         raise ValueError(f"jacobian: mode must be 'auto', 'fwd' or 'rev', got {mode!r}")
-    jac_f = _jacobian_transform(f, argnums, chunk_size, mode, "jacobian")
+    jac_f = _jacobian_transform(f, argnums, chunk_size, mode, "jacobian", executor)
     if not vec:
         return jac_f
 

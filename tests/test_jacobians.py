@@ -307,3 +307,39 @@ def test_course_computational_graph_forward_reverse_fd():
         np.testing.assert_allclose(Jr[i], fd_jacobian(course_graph, args, i, h=1e-7),
                                    rtol=2e-5, atol=1e-6)
     ga.check_grad(course_graph, *args, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# chunks run by an executor (concurrent.futures' map: a process pool, dask, Ray)
+
+_EA = np.random.default_rng(21).standard_normal((5, 7))
+
+
+def _two_outputs(x, y):                     # module level, so that a process pool can pickle it
+    return ga.tanh(_EA @ x) * ga.sum(y ** 2), ga.sin(x)
+
+
+@pytest.mark.parametrize("pool", ["threads", "processes"])
+def test_jacobian_chunks_run_by_an_executor(pool):
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    x, y = np.linspace(-1, 1, 7), np.array([0.3, -0.2])
+    want = ga.jacrev(_two_outputs, argnums=(0, 1))(x, y)
+    make = ThreadPoolExecutor if pool == "threads" else ProcessPoolExecutor
+    with make(2) as ex:
+        for jac in (ga.jacfwd, ga.jacrev):
+            got = jac(_two_outputs, argnums=(0, 1), chunk_size=3, executor=ex)(x, y)
+            for g_row, w_row in zip(got, want):
+                for g, w in zip(g_row, w_row):
+                    np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
+        J = ga.jacobian(lambda v: ga.sin(v) * v, chunk_size=2, executor=ex, vec=True) \
+            if pool == "threads" else None
+        if J is not None:
+            np.testing.assert_allclose(J(x), np.diag(np.cos(x) * x + np.sin(x)), atol=1e-15)
+
+
+def test_executor_inside_another_transform_is_refused():
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(1) as ex:
+        inner = ga.jacrev(lambda v: ga.sin(v), executor=ex)
+        with pytest.raises(ValueError, match="executor= runs the chunks elsewhere"):
+            ga.grad(lambda v: ga.sum(inner(v)))(np.ones(3))
