@@ -295,6 +295,17 @@ class Compiled:
         self.replays = 0
         self.compile_ms = 0.0
 
+    def __getstate__(self):
+        # a program holds live graph nodes: it is not sent, and the copy traces again
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     def __call__(self, *args, **kwargs):
         if _tracers():                    # inside another trace: become part of it
             return self.f(*args, **kwargs)

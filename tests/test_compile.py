@@ -419,3 +419,20 @@ def test_recorded_sweep_through_a_custom_rule_runs_eagerly():
         comp(x)
     np.testing.assert_allclose(comp(x + 1), t(x + 1), rtol=1e-13)
     assert comp.replays == 0
+
+
+def _square_sum_grad(x):            # module level: pickle sends functions by name
+    return ga.grad(lambda v: ga.sum(v * v))(x)
+
+
+def test_compiled_functions_pickle():
+    """A pickled compiled function (to a process pool, say) traces again where it lands."""
+    import pickle
+    comp = ga.compile(_square_sum_grad)
+    x = np.arange(3.0)
+    comp(x)
+    copy = pickle.loads(pickle.dumps(comp))
+    np.testing.assert_allclose(copy(x), 2 * x)
+    np.testing.assert_allclose(copy(x + 1), 2 * (x + 1))
+    assert copy.replays == 1 and copy.traces == 2
+    np.testing.assert_allclose(comp(x + 2), 2 * (x + 2))
