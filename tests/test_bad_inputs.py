@@ -139,3 +139,40 @@ def test_binary_functions_on_odd_inputs(op, layout):
                                rtol=2e-3 if x.dtype == np.float16 else 1e-12, atol=1e-12,
                                equal_nan=True)
     np.testing.assert_array_equal(x, before)
+
+
+# functions with more arguments: value, input unmodified, gradient equal to a clean copy's
+MORE = {
+    "where": (lambda x: ga.where(np.ones(np.shape(x), bool), x, 0.0),
+              lambda x: np.where(np.ones(np.shape(x), bool), x, 0.0)),
+    "clip": (lambda x: ga.clip(x, -0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5)),
+    "concatenate": (lambda x: ga.concatenate([x, x], axis=-1), lambda x: np.concatenate([x, x], -1)),
+    "stack": (lambda x: ga.stack([x, x]), lambda x: np.stack([x, x])),
+    "getitem": (lambda x: ga.getitem(x, (Ellipsis, slice(None, None, 2))), lambda x: x[..., ::2]),
+    "einsum": (lambda x: ga.einsum("ij,j->i", x, np.arange(1.0, 5.0)),
+               lambda x: np.einsum("ij,j->i", x, np.arange(1.0, 5.0))),
+    "trace": (lambda x: ga.trace(ga.getitem(x, (slice(0, 3), slice(0, 3)))),
+              lambda x: np.trace(x[:3, :3])),
+    "slogdet": (lambda x: ga.linalg.slogdet(ga.getitem(x, (slice(0, 3), slice(0, 3))) + 3.0 * np.eye(3))[1],
+                lambda x: np.linalg.slogdet(x[:3, :3] + 3.0 * np.eye(3))[1]),
+}
+TWO_D = {"trace", "slogdet", "einsum"}
+
+
+@pytest.mark.parametrize("layout", [k for k in LAYOUTS if k not in ("int", "bool", "float16")])
+@pytest.mark.parametrize("name", list(MORE))
+def test_more_functions_on_odd_layouts(name, layout):
+    x = LAYOUTS[layout]()
+    if (name in TWO_D and (x.ndim != 2 or x.shape[0] < 3)) or \
+            (name in ("concatenate", "getitem") and x.ndim == 0):
+        return
+    before = np.array(x, copy=True)
+    g_fn, np_fn = MORE[name]
+    with np.errstate(all="ignore"):
+        np.testing.assert_allclose(_value(g_fn(x)), np_fn(np.array(x)), rtol=1e-12, atol=1e-12,
+                                   equal_nan=True, err_msg=name)
+    np.testing.assert_array_equal(x, before)
+    if x.size and layout != "nan-inf":
+        f = lambda a: ga.sum(g_fn(a) * 1.5)
+        np.testing.assert_array_equal(ga.grad(f)(x), ga.grad(f)(np.array(x, copy=True)),
+                                      err_msg=name)
