@@ -243,11 +243,14 @@ P_NONDIFF = defprim("nondiff", lambda fn, *xs: np.asarray(fn(*xs)),
 def _where_fwd(cond, a, b):
     return np.where(cond, a, b)
 
-def where_vjp(n, g):
-    c = n.params
+def _split(c, g, n, Py_ssize_t first):
+    """where's cotangents: g where c for input `first`, g elsewhere for input first + 1."""
     z = np.zeros((), raw(g).dtype if isinstance(raw(g), np.ndarray) else np.float64)
-    return (where_(c, g, z) if need(n, 0) else None,
-            where_(c, z, g) if need(n, 1) else None)
+    return (where_(c, g, z) if need(n, first) else None,
+            where_(c, z, g) if need(n, first + 1) else None)
+
+def where_vjp(n, g):
+    return _split(n.params, g, n, 0)
 
 def where_jvp(n, t):
     ta = 0.0 if t[0] is None else t[0]
@@ -260,10 +263,7 @@ P_WHERE = defprim("where", _where_fwd, where_vjp, where_jvp, broadcasts=True)
 # select(c, a, b) = where(c, a, b) with the condition an input (no derivative): a rule's mask
 # computed by nondiff in a recorded sweep (where_ picks it when the condition is a Tensor)
 def select_vjp(n, g):
-    c = arg(n, 0)
-    z = np.zeros((), raw(g).dtype if isinstance(raw(g), np.ndarray) else np.float64)
-    return (None, where_(c, g, z) if need(n, 1) else None,
-            where_(c, z, g) if need(n, 2) else None)
+    return (None,) + _split(arg(n, 0), g, n, 1)
 
 def select_jvp(n, t):
     return where_(arg(n, 0), 0.0 if t[1] is None else t[1], 0.0 if t[2] is None else t[2])

@@ -266,9 +266,10 @@ cpdef object binary(int op, object a, object b):
     cdef double s
     cdef float sf
     if _is_pyscalar(a) and _is_pyscalar(b):
-        # two Python numbers (a rule's constants): a Python float, which stays weak in NumPy's
-        # promotion, so that a float32 tangent times it stays float32 (np.float64 would not)
-        return float(_binary_numpy(op, a, b))
+        # two Python numbers (a rule's constants): a Python number, which stays weak in NumPy's
+        # promotion, so that a float32 tangent times it stays float32 (np.float64 would not);
+        # .item() keeps NumPy's int / float choice
+        return _binary_numpy(op, a, b).item()
     if _is_float_array(a):
         x = <cnp.ndarray>a
         typ = cnp.PyArray_TYPE(x)

@@ -15,7 +15,7 @@ from graphad import _core
 from graphad._core import Tensor, apply, arg, call, outs
 from graphad._elementwise import add_, gmul_, mul_, neg_, nondiff_, reciprocal_, sub_, where_
 from graphad._prims import defprim
-from graphad._products import matmul_
+from graphad._products import _swap, matmul_
 from graphad._reductions import sum_
 from graphad._shape import reshape_, transpose_
 
@@ -24,12 +24,6 @@ __all__ = ["inv", "slogdet", "eigh", "eigvalsh"]
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
-
-
-def _mT(x):
-    """x with its last two axes swapped (a batch of transposes)."""
-    nd = np.ndim(_raw(x))
-    return transpose_(x, tuple(range(nd - 2)) + (nd - 1, nd - 2))
 
 
 def _square(name, a):
@@ -58,7 +52,7 @@ def _lapack(name, fn, a):
 # inv:  Y = A^{-1};  dY = -Y dA Y;  VJP  gA = -Y^T g Y^T  (Giles 2.2.3)
 
 def _inv_vjp(n, g):
-    yt = _mT(_core.out(n))
+    yt = _swap(_core.out(n))
     return (neg_(matmul_(matmul_(yt, g), yt)),)
 
 
@@ -84,12 +78,12 @@ def _slogdet_vjp(n, gs):
     g = gs[1]
     if g is None:
         return (None,)
-    yt = _mT(call(P_INV, (arg(n, 0),)))
+    yt = _swap(call(P_INV, (arg(n, 0),)))
     return (gmul_(reshape_(g, np.shape(_raw(g)) + (1, 1)), yt),)
 
 
 def _slogdet_jvp(n, t):
-    yt = _mT(call(P_INV, (arg(n, 0),)))
+    yt = _swap(call(P_INV, (arg(n, 0),)))
     return (None, sum_(mul_(t[0], yt), (-2, -1), False))
 
 
@@ -131,7 +125,7 @@ def _eigh_F(w):
 
 
 def _sym(m):
-    return mul_(add_(m, _mT(m)), 0.5)
+    return mul_(add_(m, _swap(m)), 0.5)
 
 
 def _eigh_vjp(n, gs):
@@ -143,16 +137,16 @@ def _eigh_vjp(n, gs):
         inner = mul_(reshape_(gw, np.shape(_raw(gw)) + (1,)),
                      np.eye(size, dtype=np.asarray(_raw(w)).dtype))
     if gv is not None:
-        term = mul_(_eigh_F(w), matmul_(_mT(v), gv))
+        term = mul_(_eigh_F(w), matmul_(_swap(v), gv))
         inner = term if inner is None else add_(inner, term)
     if inner is None:
         return (None,)
-    return (_sym(matmul_(matmul_(v, inner), _mT(v))),)
+    return (_sym(matmul_(matmul_(v, inner), _swap(v))),)
 
 
 def _eigh_jvp(n, t):
     w, v = outs(n)
-    x = matmul_(matmul_(_mT(v), _sym(t[0])), v)
+    x = matmul_(matmul_(_swap(v), _sym(t[0])), v)
     size = np.shape(_raw(w))[-1]
     dw = sum_(mul_(x, np.eye(size, dtype=np.asarray(_raw(w)).dtype)), -1, False)
     dv = matmul_(v, mul_(_eigh_F(w), x))

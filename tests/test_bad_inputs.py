@@ -129,7 +129,7 @@ def test_unsupported_dtypes_are_refused_clearly(name, kind):
 def test_binary_functions_on_odd_inputs(op, layout):
     x = LAYOUTS[layout]()
     if op == "matmul" and x.ndim != 2:
-        return
+        pytest.skip("matmul takes the 2-D layouts")
     y = np.ones(x.shape[-1:] if op != "matmul" else (x.shape[-1], 2)) * 0.5 if x.ndim else 2.0
     before = np.array(x, copy=True)
     with np.errstate(all="ignore"):
@@ -165,7 +165,7 @@ def test_more_functions_on_odd_layouts(name, layout):
     x = LAYOUTS[layout]()
     if (name in TWO_D and (x.ndim != 2 or x.shape[0] < 3)) or \
             (name in ("concatenate", "getitem") and x.ndim == 0):
-        return
+        pytest.skip(f"{name} needs another shape")
     before = np.array(x, copy=True)
     g_fn, np_fn = MORE[name]
     with np.errstate(all="ignore"):

@@ -111,3 +111,11 @@ def test_regression_clear_errors_and_empty_reductions():
     assert ga.grad(lambda x: ga.sum(ga.logsumexp(x, axis=1)))(np.ones((2, 0))).shape == (2, 0)
     with pytest.raises(ValueError, match=r"\(2, 3\), \(3, 2\) do not match off axis 0"):
         ga.concatenate([np.ones((2, 3)), np.ones((3, 2))], axis=0)
+
+
+def test_regression_python_numbers_keep_numpy_dtypes():
+    """The fix that keeps a rule's Python-number constants weak made ga.add(2, 3) a float."""
+    assert ga.add(2, 3).dtype == np.add(2, 3).dtype
+    assert ga.power(2, 3).numpy() == 8 and ga.power(2, 3).dtype == np.power(2, 3).dtype
+    assert ga.multiply(1.5, 2).dtype == np.float64
+    assert ga.exp(0).dtype == np.float64
