@@ -39,6 +39,7 @@ sweep, or, when that graph cannot be built, through a loop over the block.
 """
 import functools
 import inspect
+import threading
 
 import numpy as np
 
@@ -46,6 +47,12 @@ from graphad import _core
 from graphad._core import Prim, Tensor
 
 __all__ = ["custom_vjp", "custom_jvp"]
+
+
+class _Depth(threading.local):
+    """How deep this thread is inside a custom function's own fwd / bwd / rule, where f is the
+    plain f (per thread: another thread calling f meanwhile still gets the custom rule)."""
+    n = 0
 
 
 def _raw(x):
@@ -230,7 +237,7 @@ class custom_vjp:
         self.fun = fun
         self.fwd = None
         self.bwd = None
-        self._inside = 0        # > 0 while the user's fwd/bwd run: f there is plain f
+        self._inside = _Depth()  # > 0 while the user's fwd/bwd run: f there is plain f
         name = getattr(fun, "__name__", "f")
         self.prim = Prim(f"custom_vjp[{name}]", self._prim_fwd, _vjp_of_custom_vjp,
                          _jvp_of_custom_vjp, saves=True)
@@ -248,7 +255,7 @@ class custom_vjp:
 
     def __call__(self, *args, **kwargs):
         args = _positional(self.fun, args, kwargs)
-        if self._inside or not _needs_node(args):
+        if self._inside.n or not _needs_node(args):
             return self.fun(*args)
         if self.fwd is None:
             raise TypeError(f"custom_vjp {self.__name__}: call defvjp(f_fwd, f_bwd) before "
@@ -257,7 +264,7 @@ class custom_vjp:
         # with graphad operations carry their graph (higher derivatives differentiate bwd).
         # graphad.compile replays the node by running fwd on arrays, so it does not record
         # the operations fwd makes here
-        self._inside += 1
+        self._inside.n += 1
         tracer = _core.set_tracer(None)
         try:
             try:
@@ -269,7 +276,7 @@ class custom_vjp:
                 raw_res = True
         finally:
             _core.set_tracer(tracer)
-            self._inside -= 1
+            self._inside.n -= 1
         packing = _packing(out)
         data = np.asarray(_raw(_pack(packing, [_raw(o) for o in out] if packing else out)))
         node = _core.make_node(self.prim, data, tuple(args), params=(self, raw_res, packing),
@@ -299,11 +306,11 @@ def _check_grads(self, grads, node):
 
 
 def _call_bwd(self, node, res, g):
-    self._inside += 1
+    self._inside.n += 1
     try:
         return _check_grads(self, self.bwd(res, _unpack(node.params[2], g)), node)
     finally:
-        self._inside -= 1
+        self._inside.n -= 1
 
 
 def _bwd_graph(self, node, res):
@@ -387,7 +394,7 @@ class custom_jvp:
         functools.update_wrapper(self, fun)
         self.fun = fun
         self.rule = None
-        self._inside = 0        # > 0 while the user's rule runs: f there is plain f
+        self._inside = _Depth()  # > 0 while the user's rule runs: f there is plain f
         name = getattr(fun, "__name__", "f")
         self.prim = Prim(f"custom_jvp[{name}]", self._prim_fwd, _vjp_of_custom_jvp,
                          _jvp_of_custom_jvp)
@@ -403,7 +410,7 @@ class custom_jvp:
 
     def __call__(self, *args, **kwargs):
         args = _positional(self.fun, args, kwargs)
-        if self._inside or not _needs_node(args):
+        if self._inside.n or not _needs_node(args):
             return self.fun(*args)
         if self.rule is None:
             raise TypeError(f"custom_jvp {self.__name__}: call defjvp(rule) before "
@@ -424,11 +431,11 @@ def _primals(node):
 
 
 def _tangent_out(self, primals, tangents, packing=None, lead=()):
-    self._inside += 1
+    self._inside.n += 1
     try:
         res = self.rule(primals, tangents)
     finally:
-        self._inside -= 1
+        self._inside.n -= 1
     if not isinstance(res, (tuple, list)) or len(res) != 2:
         raise TypeError(f"custom_jvp {self.__name__}: the rule must return "
                         f"(out, tangent_out), got {res!r:.80}")

@@ -120,3 +120,23 @@ def test_new_threads_start_with_grad_enabled():
         t.start()
         t.join()
     assert seen == [True]
+
+
+def test_regression_custom_rule_used_by_two_threads():
+    """custom_vjp's 'inside my own forward' flag was shared: a second thread calling f while the
+    first ran f_fwd got plain f, whose NumPy body has no derivative (a silent zero)."""
+    import time
+
+    @ga.custom_vjp
+    def f(x):
+        return ga.tensor(np.sin(x.numpy() if isinstance(x, ga.Tensor) else x))
+
+    def f_fwd(x):
+        time.sleep(0.001)                   # widen the window another thread could fall into
+        return f(x), x
+
+    f.defvjp(f_fwd, lambda x, g: (g * ga.cos(x),))
+    x = np.linspace(0.1, 1.0, 5)
+    wrong, errors = _run_threads([lambda rng: np.allclose(ga.grad(lambda v: ga.sum(f(v)))(x),
+                                                          np.cos(x))], n_threads=4, n_iter=50)
+    assert errors == [] and wrong == 0
