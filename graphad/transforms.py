@@ -236,6 +236,16 @@ def _ops():
     return _ops
 
 
+def _chunks(n, chunk_size):
+    """(start, k) of the blocks of at most chunk_size rows that cover n rows."""
+    if chunk_size is None or chunk_size >= n:
+        return [(0, n)]
+    if int(chunk_size) != chunk_size or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    step = int(chunk_size)
+    return [(start, min(step, n - start)) for start in range(0, n, step)]
+
+
 def _identity_blocks(shape, dtype, chunk_size):
     """Rows of the identity on a space of the given shape, as blocks of shape (k,) + shape.
     They are registered as unit blocks (graphad._kernels.unit_block), so that a matmul applying
@@ -243,13 +253,7 @@ def _identity_blocks(shape, dtype, chunk_size):
     n = 1
     for d in shape:
         n *= d
-    if chunk_size is None or chunk_size >= n:
-        return [unit_block(shape, 0, n, dtype)]
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    step = int(chunk_size)
-    return [unit_block(shape, start, min(step, n - start), dtype)
-            for start in range(0, n, step)]
+    return [unit_block(shape, start, k, dtype) for start, k in _chunks(n, chunk_size)]
 
 
 def _stack_blocks(blocks, nested):
@@ -363,16 +367,6 @@ def _float_outputs(outs, name):
         if o.dtype.kind not in "fc":
             raise TypeError(f"{name}: the output has dtype {o.dtype}; only floating-point "
                             f"outputs have derivatives")
-
-
-def _chunks(n, chunk_size):
-    """(start, k) of the blocks of at most chunk_size rows that cover n rows."""
-    if chunk_size is None or chunk_size >= n:
-        return [(0, n)]
-    if int(chunk_size) != chunk_size or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
-    step = int(chunk_size)
-    return [(start, min(step, n - start)) for start in range(0, n, step)]
 
 
 def _chunk_job(job):
