@@ -9,7 +9,7 @@ JVP rules together with the public functions built on them:
     graphad/_reductions.pyx    sum mean max min logsumexp softmax log_softmax
     graphad/_products.pyx      matmul einsum dot outer trace diagonal diag tril triu kron vec
     graphad/_nn.pyx            cross_entropy dropout (graphad.nn builds on them)
-    graphad/linalg.py          inv slogdet eigh eigvalsh
+    graphad/linalg/            inv det slogdet solve lu eigh svd cholesky expm ... (Python)
 
 This module holds what they share: defprim, the REGISTRY, and the shape utilities.
 

@@ -1,4 +1,4 @@
-"""ga.linalg (graphad/linalg.py): inv, slogdet, eigh, eigvalsh against the course's closed forms,
+"""ga.linalg (graphad/linalg/): inv, slogdet, eigh, eigvalsh against the course's closed forms,
 finite differences in both modes and at second order, HIPS autograd as an independent engine,
 float32, batches, ga.compile, and the multi-output machinery they run on (one forward per
 call, one VJP per sweep, None for an unused output)."""
@@ -221,7 +221,7 @@ class _Counting:
 
 def test_shared_factorization_runs_once(monkeypatch):
     """Both outputs come from one forward, and one VJP call takes both cotangents."""
-    count = _Counting(gl.P_EIGH, monkeypatch)
+    count = _Counting(gl._spectral.P_EIGH, monkeypatch)
     S = _sym(_mat(4, seed=14))
 
     def loss(X):
@@ -234,13 +234,13 @@ def test_shared_factorization_runs_once(monkeypatch):
 
 def test_unused_output_gets_none(monkeypatch):
     seen = []
-    vjp = gl.P_SLOGDET.vjp
+    vjp = gl._factor.P_SLOGDET.vjp
 
     def spy(n, gs):
         seen.append(tuple(g is None for g in gs))
         return vjp(n, gs)
 
-    monkeypatch.setattr(gl.P_SLOGDET, "vjp", spy)
+    monkeypatch.setattr(gl._factor.P_SLOGDET, "vjp", spy)
     ga.grad(lambda X: gl.slogdet(X)[1])(_mat(3, seed=15))
     assert seen == [(True, False)]
 

@@ -1,0 +1,3 @@
+"""ga.linalg: cholesky."""
+
+__all__ = []

@@ -1,0 +1,3 @@
+"""ga.linalg, matrix functions and norms: expm, matrix_power, norm."""
+
+__all__ = []
