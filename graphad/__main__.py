@@ -6,7 +6,7 @@ import os
 import sys
 
 # The benchmark scripts in bench/, in the order `bench` runs them; each defines run(quick, out).
-BENCHMARKS = ("fwd_vs_rev", "train_step", "overhead", "gemm")
+BENCHMARKS = ("fwd_vs_rev", "train_step", "overhead", "gemm", "linalg")
 
 
 def _bench_dir():
