@@ -12,8 +12,8 @@
         return loss
     train_step = ga.compile(train_step)
 
-The first call for a given signature (the shapes and dtypes of the array arguments, the values
-of the other arguments) runs `f` eagerly with a recorder installed in the engine: every primitive
+The first call for a given signature (the structure of tuple, list and dict arguments, the
+shapes and dtypes of the arrays, the values of the other arguments) runs `f` eagerly with a recorder installed in the engine: every primitive
 applied to Tensors, every reverse or forward sweep (`backward()`, the transforms) and every
 state change made through graphad (`zero_grad`, an optimizer's `step`, a schedule's `step`; see
 `effect`) is kept, in order, as a flat program (graphad/_compile.pyx).  Later calls with the same
@@ -23,12 +23,13 @@ public-function dispatch), and the effects run again (the optimizer's C update, 
 Parameters are read from their Tensors at every call, so the updates of one step are seen by
 the next.  Results are the same numbers as eager execution.  A new signature traces again.
 
-What a trace cannot see, it freezes (as torch.jit.trace does): Python control flow on values,
-NumPy computations on the inputs outside graphad functions (`x ** 2` on an ndarray input is
-NumPy's; `ga.power(x, 2)` is graphad's), comparisons such as `t > 0` (their results are
-constants), `float(t)` / `t.item()`, a module's train/eval mode, and direct writes such as
-`p.data -= ...` (use ga.optim, or wrap the update in `effect`).  Pass the inputs straight to
-graphad functions, and compile training and evaluation as separate functions.
+Array arguments (also inside tuple, list and dict arguments) reach f as constant Tensors over
+the arrays, so NumPy arithmetic and indexing on them (`x * y`, `x[idx]`, `np.exp(x)`) run
+through graphad and are traced.  What a trace cannot see, it freezes (as torch.jit.trace does):
+Python control flow on values, computations on arrays taken out of the graph (`x.numpy()`,
+`np.asarray(x)`), comparisons such as `t > 0` (their results are constants), `float(t)` /
+`t.item()`, a module's train/eval mode, and direct writes such as `p.data -= ...` (use ga.optim,
+or wrap the update in `effect`).  Compile training and evaluation as separate functions.
 
 Outputs are fresh on every call: Tensors come back detached (values, not graphs), arrays are
 new arrays (or views of them, when f reshaped a result); a parameter's `.grad` is returned as
@@ -50,7 +51,7 @@ import warnings
 
 import numpy as np
 
-from graphad import _core
+from graphad import _core, tree
 from graphad._compile import Program, Tracer
 from graphad._core import Tensor
 
@@ -121,14 +122,15 @@ def effect(fn, *args):
 # ----------------------------------------------------------------------------------------------
 # signatures and outputs
 
-def _signature(args, kwargs):
-    """The cache key: shapes and dtypes of arrays, identities of Tensors that require grad (they
-    are read in place: parameters), values of everything else (static)."""
+def _signature(leaves, structure):
+    """The cache key: the arguments' tree structure, shapes and dtypes of arrays, identities of
+    Tensors that require grad (they are read in place: parameters), values of everything else
+    (static)."""
     key = []
     arrays = []
     tensors = {}                       # id of a constant Tensor argument -> its input index
     first = {}                         # an array passed twice must be passed twice again
-    for a in list(args) + [kwargs[k] for k in sorted(kwargs)]:
+    for a in leaves:
         if isinstance(a, np.ndarray):
             key.append(("a", a.shape, a.dtype.str, first.setdefault(id(a), len(arrays))))
             arrays.append(a)
@@ -147,26 +149,7 @@ def _signature(args, kwargs):
             except TypeError:
                 key.append(("o", id(a)))
             arrays.append(None)
-    return tuple(key) + tuple(sorted(kwargs)), arrays, tensors
-
-
-def _flatten(tree, leaves):
-    if isinstance(tree, (tuple, list)):
-        return (type(tree), [_flatten(x, leaves) for x in tree])
-    if isinstance(tree, dict):
-        return (dict, [(k, _flatten(v, leaves)) for k, v in tree.items()])
-    leaves.append(tree)
-    return None
-
-
-def _unflatten(spec, it):
-    if spec is None:
-        return next(it)
-    kind, items = spec
-    if kind is dict:
-        return {k: _unflatten(s, it) for k, s in items}
-    vals = [_unflatten(s, it) for s in items]
-    return kind(vals) if kind in (tuple, list) else kind(*vals)   # namedtuples
+    return (structure,) + tuple(key), arrays, tensors
 
 
 class _Output:
@@ -313,10 +296,20 @@ class Compiled:
             return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
+        structure = None
+        if kwargs or any(tree.is_container(a) for a in args):
+            # arguments that are trees: their leaves are the inputs, and the structure is part
+            # of the cache key (an array inside a dict is an input, not a frozen constant)
+            leaves, structure = tree.flatten((args, kwargs))
+        else:
+            leaves = args
         # byte-swapped or unaligned arrays as native copies, before f and the program see them
-        args = tuple([_core.native(a) for a in args])
-        kwargs = {k: _core.native(v) for k, v in kwargs.items()}
-        key, inputs, tensors = _signature(args, kwargs)
+        leaves = [_core.native(a) for a in leaves]
+        if structure is None:
+            args = tuple(leaves)
+        else:
+            args, kwargs = tree.unflatten(structure, leaves)
+        key, inputs, tensors = _signature(leaves, structure)
         entry = self._cache.get(key)
         if entry is None:
             return self._trace(key, inputs, tensors, args, kwargs)
@@ -329,12 +322,22 @@ class Compiled:
             leaves = [o.get(program, results, inputs) for o in entry.outs]
         finally:
             program.release()
-        return _unflatten(entry.spec, iter(leaves))
+        return tree.unflatten(entry.spec, leaves)
 
     def _trace(self, key, inputs, tensors, args, kwargs):
         start = time.perf_counter()
         tracer = Tracer()
-        for a in list(args) + list(kwargs.values()):
+        # Array arguments are seen by f as constant Tensors over them, so that NumPy arithmetic
+        # on an input (x * y, x ** 2) runs through graphad and is traced, instead of being
+        # computed once by NumPy and frozen into the program as a constant.
+        position = {id(x): i for i, x in enumerate(inputs) if x is not None}
+        leaves, structure = tree.flatten((args, kwargs))
+        for k, a in enumerate(leaves):
+            if isinstance(a, np.ndarray) and a.dtype.kind in "fiub":
+                t = leaves[k] = _core.as_tensor(a)
+                tensors[id(t)] = position[id(a)]
+        args, kwargs = tree.unflatten(structure, leaves)
+        for a in leaves:
             if isinstance(a, Tensor):      # an argument's value is traced too (see frozen_read)
                 tracer.known[id(a)] = a
         _tracers().append(tracer)
@@ -354,8 +357,7 @@ class Compiled:
             entry.program = None
         else:
             program = Program(tracer, inputs, tensors)
-            leaves = []
-            entry.spec = _flatten(out, leaves)
+            leaves, entry.spec = tree.flatten(out)
             try:
                 entry.outs = _output_map(leaves, tracer, program, inputs, tensors)
             except Untraceable as e:
@@ -364,9 +366,8 @@ class Compiled:
                               f"eagerly", RuntimeWarning, stacklevel=3)
             else:
                 entry.program = program
-                out = _unflatten(entry.spec, iter(
-                    [_core.as_tensor(v.data) if o.kind == "node" else v
-                     for o, v in zip(entry.outs, leaves)]))
+                out = tree.unflatten(entry.spec, [_core.as_tensor(v.data) if o.kind == "node"
+                                                  else v for o, v in zip(entry.outs, leaves)])
                 program.release()
         if len(self._cache) >= self.cache_size:
             self._cache.pop(next(iter(self._cache)))

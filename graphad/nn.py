@@ -19,7 +19,7 @@ from graphad import _core, _ops
 from graphad._core import Tensor
 from graphad._nn import P_CROSS_ENTROPY, P_DROPOUT
 
-__all__ = ["Module", "Linear", "MLP", "Sequential", "ReLU", "Tanh", "Sigmoid", "Softplus",
+__all__ = ["Module", "functional_call", "Linear", "MLP", "Sequential", "ReLU", "Tanh", "Sigmoid", "Softplus",
            "Identity", "Dropout", "LayerNorm", "init", "cross_entropy", "mse",
            "binary_cross_entropy_with_logits"]
 
@@ -172,6 +172,13 @@ class Module:
         return OrderedDict((name, np.array(t.data, copy=True))
                            for name, t in self._named_tensors())
 
+    def param_dict(self):
+        """name -> a copy of the value, for every parameter: the tree of arrays that a
+        functional training loop differentiates, ga.grad(loss)(params, X, y), with
+        functional_call(model, params, X) inside loss; load_state_dict puts it back."""
+        return OrderedDict((name, np.array(t.data, copy=True))
+                           for name, t in self.named_parameters())
+
     def load_state_dict(self, state, strict=True):
         """Copy values into the parameters and buffers in place (optimizers keep working)."""
         own = OrderedDict(self._named_tensors())
@@ -216,6 +223,57 @@ class Module:
             body = repr(m).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + "\n)"
+
+
+def functional_call(module, params, *args, **kwargs):
+    """module(*args, **kwargs) computed with the parameters named in `params` (a dict from
+    dotted names, as param_dict() gives, to arrays or Tensors) in place of the module's own, so
+    that a transform can differentiate with respect to them.  The module is unchanged after."""
+    own = dict(module.named_parameters())
+    unknown = [k for k in params if k not in own]
+    if unknown:
+        raise KeyError(f"functional_call: {type(module).__name__} has no parameters {unknown}")
+    saved = []
+    try:
+        _rebind(module, "", params, saved)
+        return module(*args, **kwargs)
+    finally:
+        for m, name, v in reversed(saved):
+            setattr(m, name, v)
+
+
+def _rebind(module, prefix, params, saved):
+    """Set module's attributes holding named parameters to the values in params (recording the
+    old ones in saved); containers are rebuilt, submodules rebound in turn."""
+    for name, v in list(vars(module).items()):
+        if name.startswith("_"):
+            continue
+        new = _substitute(module, prefix + name, v, params, saved)
+        if new is not v:
+            saved.append((module, name, v))
+            object.__setattr__(module, name, new)
+
+
+def _substitute(module, name, v, params, saved):
+    if isinstance(v, Tensor):
+        if name in params:
+            x = params[name]
+            return x if isinstance(x, Tensor) else _core.as_tensor(x)
+        return v
+    if isinstance(v, Module):
+        _rebind(v, name + ".", params, saved)
+        return v
+    if isinstance(v, (list, tuple)):
+        items = [_substitute(module, f"{name}.{i}", x, params, saved) for i, x in enumerate(v)]
+        if all(a is b for a, b in zip(items, v)):
+            return v
+        return type(v)(items) if type(v) in (list, tuple) else type(v)(*items)
+    if isinstance(v, dict):
+        items = {k: _substitute(module, f"{name}.{k}", x, params, saved) for k, x in v.items()}
+        if all(items[k] is v[k] for k in v):
+            return v
+        return type(v)(items)
+    return v
 
 
 def _members_of(name, v):

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from graphad import _core
+from graphad import _core, tree
 from graphad import _kernels as K
 from graphad._core import Tensor
 from graphad.compile import constant as _constant
@@ -36,6 +36,9 @@ def _argnums_tuple(argnums, nargs):
 def _as_source(x):
     """A node to differentiate with respect to: a fresh leaf over an array, or, inside an outer
     transform, an identity node over the outer Tensor so that this sweep stops there."""
+    if not isinstance(x, (Tensor, np.ndarray, np.generic, int, float, complex)):
+        raise TypeError(f"cannot differentiate with respect to a {type(x).__name__}: pass "
+                        f"arrays, or tuples, lists and dicts of them")
     if isinstance(x, Tensor):
         _core._float_dtype_required(x.dtype, "differentiation")
         if x.requires_grad:
@@ -48,18 +51,29 @@ def _as_source(x):
 
 
 class _Trace:
-    """Runs f on sources with recording on; knows whether sweeps must record (nested)."""
+    """Runs f on sources with recording on; knows whether sweeps must record (nested).
+    A differentiated argument may be a tree (graphad.tree): each of its leaves is a source,
+    and pack() gives the derivatives back in the argument's structure."""
 
     def __init__(self, args, argnums):
         self.nums, self.single = _argnums_tuple(argnums, len(args))
         self.nested = getattr(_local, "depth", 0) > 0
-        for i in self.nums:
-            if type(args[i]) is Tensor and args[i].requires_grad:
-                self.nested = True
-        self.sources = [_as_source(args[i]) for i in self.nums]
         self.args = list(args)
-        for i, s in zip(self.nums, self.sources):
-            self.args[i] = s
+        self.sources = []
+        self.defs = []                  # per differentiated argument: (treedef, leaf count)
+        for i in self.nums:
+            a = args[i]
+            if tree.is_container(a):
+                leaves, td = tree.flatten(a)
+            else:
+                leaves, td = [a], tree.LEAF
+            for x in leaves:
+                if type(x) is Tensor and x.requires_grad:
+                    self.nested = True
+            srcs = [_as_source(x) for x in leaves]
+            self.sources.extend(srcs)
+            self.defs.append((td, len(srcs)))
+            self.args[i] = srcs[0] if td is tree.LEAF else tree.unflatten(td, srcs)
 
     def run(self, f, kwargs):
         prev = _core.set_grad_enabled(True)
@@ -78,7 +92,46 @@ class _Trace:
         return x.data if isinstance(x, Tensor) else np.asarray(x)
 
     def pack(self, grads):
-        return grads[0] if self.single else tuple(grads)
+        """Per-source results (in the order of self.sources) -> one per argument, each in the
+        argument's structure."""
+        out, k = [], 0
+        for td, n in self.defs:
+            out.append(grads[k] if td is tree.LEAF else tree.unflatten(td, grads[k:k + n]))
+            k += n
+        return out[0] if self.single else tuple(out)
+
+    def split(self, per_source, what):
+        """A tangent per differentiated argument (each in its argument's structure) -> a list
+        in the order of self.sources."""
+        flat = []
+        for (td, _), v in zip(self.defs, per_source):
+            flat.extend([v] if td is tree.LEAF else tree.flatten_as(td, v, what))
+        return flat
+
+
+def _with_aux(f, has_aux, name):
+    """f, or (when has_aux) a function returning f's first output that keeps the second (the
+    auxiliary data, JAX's has_aux) in holder[0]."""
+    if not has_aux:
+        return f, None
+    holder = [None]
+
+    @functools.wraps(f)
+    def main(*args, **kwargs):
+        out = f(*args, **kwargs)
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise TypeError(f"{name}(has_aux=True): f must return a pair (output, aux), got "
+                            f"{type(out).__name__}")
+        holder[0] = out[1]
+        return out[0]
+    return main, holder
+
+
+def _export_aux(trace, holder):
+    """The auxiliary data for the caller: Tensors as arrays at top level (no graph attached)."""
+    if trace.nested:
+        return holder[0]
+    return tree.map_leaves(lambda x: x.data if isinstance(x, Tensor) else x, holder[0])
 
 
 def _scalar_output(out, name):
@@ -115,32 +168,48 @@ def _reverse(trace, outs, seeds, retain=False, record=False):
     return result
 
 
-def value_and_grad(f, argnums=0):
-    """f's value and its gradient with respect to the arguments named by argnums."""
+def value_and_grad(f, argnums=0, has_aux=False):
+    """f's value and its gradient with respect to the arguments named by argnums.  An argument
+    may be a tree (tuples, lists, dicts of arrays): its gradient has the same structure.
+    has_aux=True: f returns (value, aux) and the result is ((value, aux), gradient)."""
+    g, holder = _with_aux(f, has_aux, "value_and_grad")
+
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         trace = _Trace(args, argnums)
-        out = _scalar_output(trace.run(f, kwargs), "grad")
+        out = _scalar_output(trace.run(g, kwargs), "grad")
         seed = np.ones(out.shape, out.dtype)
         grads = _reverse(trace, [out], [seed])
-        return trace.export(out), trace.pack(grads)
+        value = trace.export(out)
+        if holder is not None:
+            value = (value, _export_aux(trace, holder))
+        return value, trace.pack(grads)
     return wrapper
 
 
-def grad(f, argnums=0):
-    """The gradient of scalar-valued f with respect to the arguments named by argnums."""
-    vg = value_and_grad(f, argnums)
+def grad(f, argnums=0, has_aux=False):
+    """The gradient of scalar-valued f with respect to the arguments named by argnums, in the
+    structure of each argument.  has_aux=True: f returns (value, aux); the result is
+    (gradient, aux)."""
+    vg = value_and_grad(f, argnums, has_aux)
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
-        return vg(*args, **kwargs)[1]
+        value, g = vg(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
     return wrapper
 
 
 def _as_outputs(out):
-    if isinstance(out, (tuple, list)):
-        return [o if isinstance(o, Tensor) else _core.as_tensor(o) for o in out], type(out)
+    """f's output as a list of Tensors and its treedef (None: a single array)."""
+    if tree.is_container(out):
+        leaves, td = tree.flatten(out)
+        return [o if isinstance(o, Tensor) else _core.as_tensor(o) for o in leaves], td
     return [out if isinstance(out, Tensor) else _core.as_tensor(out)], None
+
+
+def _pack_outputs(kind, values):
+    return values[0] if kind is None else tree.unflatten(kind, values)
 
 
 def _coerce(trace, v, like, what, whose):
@@ -157,18 +226,25 @@ def _coerce(trace, v, like, what, whose):
     return v
 
 
-def vjp(f, *primals, argnums=None):
+def vjp(f, *primals, argnums=None, has_aux=False):
     """(f(*primals), vjp_fn): vjp_fn(cotangent) returns one cotangent per primal, J^T u.
 
-    f may return an array or a tuple of arrays (then the cotangent is a tuple too).  vjp_fn
-    may be called many times; the graph lives as long as vjp_fn does."""
+    f may return an array or a tree of arrays (then the cotangent has that structure); a primal
+    may be a tree too.  vjp_fn may be called many times; the graph lives as long as vjp_fn does.
+    has_aux=True: f returns (output, aux) and vjp returns (output, vjp_fn, aux)."""
     nums = tuple(range(len(primals))) if argnums is None else argnums
+    g, holder = _with_aux(f, has_aux, "vjp")
     trace = _Trace(primals, nums)
-    out = trace.run(f, {})
+    out = trace.run(g, {})
     outs, kind = _as_outputs(out)
 
     def vjp_fn(cotangent):
-        cts = list(cotangent) if kind is not None else [cotangent]
+        if kind is None:
+            cts = [cotangent]
+        elif isinstance(kind, tuple) and kind[0] == "seq" and not tree.is_container(cotangent):
+            raise ValueError(f"vjp: expected {len(outs)} cotangents, got one array")
+        else:
+            cts = tree.flatten_as(kind, cotangent, "vjp: cotangent")
         if len(cts) != len(outs):
             raise ValueError(f"vjp: expected {len(outs)} cotangents, got {len(cts)}")
         seeds = [_coerce(trace, c, o, "vjp: cotangent", "the output")
@@ -179,8 +255,10 @@ def vjp(f, *primals, argnums=None):
         record = any(isinstance(c, Tensor) and c.requires_grad for c in seeds)
         return tuple(_reverse(trace, outs, seeds, retain=True, record=record))
 
-    result = [trace.export(o) for o in outs]
-    return (result[0] if kind is None else kind(result)), vjp_fn
+    result = _pack_outputs(kind, [trace.export(o) for o in outs])
+    if holder is not None:
+        return result, vjp_fn, _export_aux(trace, holder)
+    return result, vjp_fn
 
 
 def _eager(trace):
@@ -202,13 +280,17 @@ def _run_eager(trace, f, kwargs, tangents, nlead):
 
 def jvp(f, primals, tangents):
     """(f(*primals), J v): forward mode, one pass that carries the tangents through f (at top
-    level while f runs; nested, a sweep over f's recorded graph)."""
-    primals, tangents = tuple(primals), tuple(tangents)
+    level while f runs; nested, a sweep over f's recorded graph).  primals and tangents are
+    tuples (or lists) with one entry per positional argument of f, each an array or a tree of
+    arrays; a bare array stands for a 1-tuple."""
+    primals = tuple(primals) if isinstance(primals, (tuple, list)) else (primals,)
+    tangents = tuple(tangents) if isinstance(tangents, (tuple, list)) else (tangents,)
     if len(primals) != len(tangents):
-        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+        raise ValueError(f"jvp: {len(primals)} primals but {len(tangents)} tangents (pass "
+                         f"tuples with one entry per argument of f)")
     trace = _Trace(primals, tuple(range(len(primals))))
     tans = [_coerce(trace, t, s, "jvp: tangent", "its primal")
-            for s, t in zip(trace.sources, tangents)]
+            for s, t in zip(trace.sources, trace.split(tangents, "jvp: tangent"))]
     if _eager(trace):
         outs, kind, touts = _run_eager(trace, f, {}, tans, 0)
     else:
@@ -220,9 +302,7 @@ def jvp(f, primals, tangents):
     touts = [_zeros(o.shape, o.dtype) if t is None else t for o, t in zip(outs, touts)]
     values = [trace.export(o) for o in outs]
     touts = [trace.export(t) for t in touts]
-    if kind is None:
-        return values[0], touts[0]
-    return kind(values), kind(touts)
+    return _pack_outputs(kind, values), _pack_outputs(kind, touts)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -358,8 +438,8 @@ def _jac_rev(trace, outs, chunk_size):
 
 
 def _pack_jacobian(trace, jac, kind):
-    per_out = [trace.pack(row) for row in jac]
-    return per_out[0] if kind is None else kind(per_out)
+    """jac[o][i] -> the output's structure of (the arguments' structure of) blocks."""
+    return _pack_outputs(kind, [trace.pack(row) for row in jac])
 
 
 def _float_outputs(outs, name):
@@ -374,7 +454,8 @@ def _chunk_job(job):
     f traced afresh, then one sweep with rows start..start+k of the identity on source `which`
     (mode "fwd": the tangent blocks of every output) or on output `which` (mode "rev": the
     cotangent blocks of every source); None where nothing flowed."""
-    f, args, kwargs, argnums, mode, which, start, k = job
+    f, args, kwargs, argnums, mode, which, start, k, has_aux = job
+    f, _ = _with_aux(f, has_aux, "jacobian")
     trace = _Trace(args, argnums)
     outs, _ = _as_outputs(trace.run(f, kwargs))
     if mode == "fwd":
@@ -395,13 +476,13 @@ def _plain(x):
     return None if x is None else np.array(x.data if isinstance(x, Tensor) else x)
 
 
-def _jac_executor(trace, f, args, kwargs, argnums, outs, mode, chunk_size, executor):
+def _jac_executor(trace, f, args, kwargs, argnums, outs, mode, chunk_size, executor, has_aux):
     """jac[o][i] with the chunks' sweeps run by executor.map (each chunk traces f itself)."""
     plain_args = tuple(a.data if isinstance(a, Tensor) else a for a in args)
     over = trace.sources if mode == "fwd" else outs
     jobs = [(w, start, k) for w, x in enumerate(over) for start, k in _chunks(x.size, chunk_size)]
-    results = list(executor.map(_chunk_job, [(f, plain_args, kwargs, argnums, mode, w, start, k)
-                                             for w, start, k in jobs]))
+    results = list(executor.map(_chunk_job, [(f, plain_args, kwargs, argnums, mode, w, start, k,
+                                              has_aux) for w, start, k in jobs]))
     jac = [[None] * len(trace.sources) for _ in outs]
     for j, o in enumerate(outs):
         for i, s in enumerate(trace.sources):
@@ -419,8 +500,15 @@ def _jac_executor(trace, f, args, kwargs, argnums, outs, mode, chunk_size, execu
     return jac
 
 
-def _jacobian_transform(f, argnums, chunk_size, mode, name, executor=None):
-    @functools.wraps(f)
+def _jacobian_transform(f, argnums, chunk_size, mode, name, executor=None, has_aux=False):
+    user_f = f
+    f, holder = _with_aux(f, has_aux, name)
+
+    def finish(trace, jac, kind):
+        J = _pack_jacobian(trace, jac, kind)
+        return (J, _export_aux(trace, holder)) if holder is not None else J
+
+    @functools.wraps(user_f)
     def wrapper(*args, **kwargs):
         trace = _Trace(args, argnums)
         if executor is not None:
@@ -433,8 +521,9 @@ def _jacobian_transform(f, argnums, chunk_size, mode, name, executor=None):
             if m == "auto":
                 n_in = sum(s.size for s in trace.sources)
                 m = "fwd" if n_in <= sum(o.size for o in outs) else "rev"
-            jac = _jac_executor(trace, f, args, kwargs, argnums, outs, m, chunk_size, executor)
-            return _pack_jacobian(trace, jac, kind)
+            jac = _jac_executor(trace, user_f, args, kwargs, argnums, outs, m, chunk_size,
+                                executor, has_aux)
+            return finish(trace, jac, kind)
         blocks = None
         if mode == "fwd" and len(trace.sources) == 1 and _eager(trace):
             s = trace.sources[0]
@@ -442,7 +531,7 @@ def _jacobian_transform(f, argnums, chunk_size, mode, name, executor=None):
         if blocks is not None and len(blocks) == 1:
             outs, kind, jac = _jac_fwd_eager(trace, f, kwargs, blocks[0])
             _float_outputs(outs, name)
-            return _pack_jacobian(trace, jac, kind)
+            return finish(trace, jac, kind)
         outs, kind = _as_outputs(trace.run(f, kwargs))
         _float_outputs(outs, name)
         m = mode
@@ -451,25 +540,28 @@ def _jacobian_transform(f, argnums, chunk_size, mode, name, executor=None):
             n_out = sum(o.size for o in outs)
             m = "fwd" if n_in <= n_out else "rev"
         jac = (_jac_fwd if m == "fwd" else _jac_rev)(trace, outs, chunk_size)
-        return _pack_jacobian(trace, jac, kind)
+        return finish(trace, jac, kind)
     return wrapper
 
 
-def jacfwd(f, argnums=0, chunk_size=None, executor=None):
+def jacfwd(f, argnums=0, chunk_size=None, executor=None, has_aux=False):
     """The Jacobian of f (shape out.shape + in.shape) by forward mode: one forward sweep per
     argument carrying the whole identity as a block of tangents.  With chunk_size, blocks of at
     most chunk_size tangents (less memory, more sweeps).  A tuple argnums gives a tuple.
     executor: any object with concurrent.futures' map (a ProcessPoolExecutor, a
     dask.distributed Client, Ray's executor) runs the chunks in parallel; f and the arguments
-    must pickle for a process pool, and each chunk traces f afresh."""
-    return _jacobian_transform(f, argnums, chunk_size, "fwd", "jacfwd", executor)
+    must pickle for a process pool, and each chunk traces f afresh.  Arguments and outputs may
+    be trees: the result is the output's structure of the argument's structure of blocks.
+    has_aux=True: f returns (output, aux); the result is (Jacobian, aux)."""
+    return _jacobian_transform(f, argnums, chunk_size, "fwd", "jacfwd", executor, has_aux)
 
 
-def jacrev(f, argnums=0, chunk_size=None, executor=None):
+def jacrev(f, argnums=0, chunk_size=None, executor=None, has_aux=False):
     """The Jacobian of f (shape out.shape + in.shape) by reverse mode: one reverse sweep carrying
     the whole identity on the output as a block of cotangents.  With chunk_size, blocks of at
-    most chunk_size cotangents.  A tuple argnums gives a tuple.  executor: as for jacfwd."""
-    return _jacobian_transform(f, argnums, chunk_size, "rev", "jacrev", executor)
+    most chunk_size cotangents.  A tuple argnums gives a tuple.  executor, trees and has_aux:
+    as for jacfwd."""
+    return _jacobian_transform(f, argnums, chunk_size, "rev", "jacrev", executor, has_aux)
 
 
 def _vec_matrix(J, out_shape, in_shape):
@@ -484,15 +576,18 @@ def _vec_matrix(J, out_shape, in_shape):
     return np.ascontiguousarray(np.transpose(J, perm)).reshape(rows, cols)
 
 
-def jacobian(f, argnums=0, mode="auto", vec=False, chunk_size=None, executor=None):
+def jacobian(f, argnums=0, mode="auto", vec=False, chunk_size=None, executor=None,
+             has_aux=False):
     """The Jacobian of f.  mode="fwd" / "rev" as jacfwd / jacrev; "auto" evaluates f once and
     picks forward mode when the (total) input size is at most the output size, else reverse.
     vec=True returns, per argument, the matrix of the linear map vec(dX) -> vec(df) in the
     course's column-major vec convention; otherwise the shape is out.shape + in.shape.
-    chunk_size and executor as for jacfwd."""
+    chunk_size, executor and has_aux as for jacfwd."""
     if mode not in ("auto", "fwd", "rev"):
         raise ValueError(f"jacobian: mode must be 'auto', 'fwd' or 'rev', got {mode!r}")
-    jac_f = _jacobian_transform(f, argnums, chunk_size, mode, "jacobian", executor)
+    if vec and has_aux:
+        raise ValueError("jacobian: vec=True and has_aux=True cannot be combined")
+    jac_f = _jacobian_transform(f, argnums, chunk_size, mode, "jacobian", executor, has_aux)
     if not vec:
         return jac_f
 
