@@ -13,8 +13,8 @@
     train_step = ga.compile(train_step)
 
 The first call for a given signature (the structure of tuple, list and dict arguments, the
-shapes and dtypes of the arrays, the values of the other arguments) runs `f` eagerly with a recorder installed in the engine: every primitive
-applied to Tensors, every reverse or forward sweep (`backward()`, the transforms) and every
+shapes and dtypes of the arrays, the values of the other arguments) runs `f` eagerly with a
+recorder installed in the engine: every primitive applied to Tensors, every reverse or forward sweep (`backward()`, the transforms) and every
 state change made through graphad (`zero_grad`, an optimizer's `step`, a schedule's `step`; see
 `effect`) is kept, in order, as a flat program (graphad/_compile.pyx).  Later calls with the same
 signature replay that program: each primitive's forward kernel writes its node's new value, the
