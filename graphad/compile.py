@@ -14,14 +14,15 @@
 
 The first call for a given signature (the structure of tuple, list and dict arguments, the
 shapes and dtypes of the arrays, the values of the other arguments) runs `f` eagerly with a
-recorder installed in the engine: every primitive applied to Tensors, every reverse or forward sweep (`backward()`, the transforms) and every
-state change made through graphad (`zero_grad`, an optimizer's `step`, a schedule's `step`; see
-`effect`) is kept, in order, as a flat program (graphad/_compile.pyx).  Later calls with the same
-signature replay that program: each primitive's forward kernel writes its node's new value, the
-recorded sweeps run again over the kept graph (each node's VJP/JVP rule, no graph building, no
-public-function dispatch), and the effects run again (the optimizer's C update, in place).
-Parameters are read from their Tensors at every call, so the updates of one step are seen by
-the next.  Results are the same numbers as eager execution.  A new signature traces again.
+recorder installed in the engine: every primitive applied to Tensors, every reverse or forward
+sweep (`backward()`, the transforms) and every state change made through graphad (`zero_grad`,
+an optimizer's `step`, a schedule's `step`; see `effect`) is kept, in order, as a flat program
+(graphad/_compile.pyx). Later calls with the same signature replay that program: each
+primitive's forward kernel writes its node's new value, the recorded sweeps run again over the
+kept graph (each node's VJP/JVP rule, no graph building, no public-function dispatch), and the
+effects run again (the optimizer's C update, in place). Parameters are read from their Tensors
+at every call, so the updates of one step are seen by the next. Results are the same numbers as
+eager execution. A new signature traces again.
 
 Array arguments (also inside tuple, list and dict arguments) reach f as constant Tensors over
 the arrays, so NumPy arithmetic and indexing on them (`x * y`, `x[idx]`, `np.exp(x)`) run
