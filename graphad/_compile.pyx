@@ -93,7 +93,9 @@ cdef object _contiguous(object res):
     block reshaped) is then found again by its offset and strides in the next call's result."""
     if type(res) is not list:
         return res
-    return [np.ascontiguousarray(r) if cnp.PyArray_Check(r) else r for r in <list>res]
+    # (not np.ascontiguousarray for all: it turns a 0-d array into shape (1,))
+    return [np.ascontiguousarray(r) if cnp.PyArray_Check(r) and not r.flags.c_contiguous
+            else r for r in <list>res]
 
 
 # ----------------------------------------------------------------------------------------------

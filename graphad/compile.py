@@ -297,13 +297,16 @@ class Compiled:
             return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
-        structure = None
-        if kwargs or any(tree.is_container(a) for a in args):
+        leaves, structure = args, None
+        nested = bool(kwargs)
+        for a in args:
+            if a is None or isinstance(a, (tuple, list, dict)):
+                nested = True
+                break
+        if nested:
             # arguments that are trees: their leaves are the inputs, and the structure is part
             # of the cache key (an array inside a dict is an input, not a frozen constant)
             leaves, structure = tree.flatten((args, kwargs))
-        else:
-            leaves = args
         # byte-swapped or unaligned arrays as native copies, before f and the program see them
         leaves = [_core.native(a) for a in leaves]
         if structure is None:

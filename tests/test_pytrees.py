@@ -309,3 +309,18 @@ def test_compile_traces_numpy_arithmetic_and_indexing_on_array_arguments():
     assert float(cm(x, x > 2)) == 7.0
     assert float(cm(x, x < 2)) == 1.0
     assert cf.replays == ci.replays == cm.replays == 1
+
+
+def test_compile_keeps_0d_gradients_0d():
+    """Regression: a compiled sweep's 0-d results came back with shape (1,)
+    (np.ascontiguousarray promotes 0-d arrays)."""
+    f = ga.compile(ga.grad(lambda m: m * m))
+    for v in (0.7, 0.8):
+        g = f(np.array(v))
+        assert g.shape == () and float(g) == 2 * v
+    h = ga.compile(ga.value_and_grad(lambda a, b: a * b, argnums=(0, 1)))
+    for a, b in ((0.7, 2.0), (0.8, 3.0)):
+        v, (ga_, gb) = h(np.array(a), np.array(b))
+        assert v.shape == ga_.shape == gb.shape == ()
+        assert (float(ga_), float(gb)) == (b, a)
+    assert f.replays == h.replays == 1
