@@ -189,6 +189,12 @@ CASES = {
     "eigh": [("w and V", _eigh_mix, [U((3, 3))]),
              ("batch", _eigh_mix, [U((2, 3, 3))]),
              ("eigvalsh", ga.linalg.eigvalsh, [U((4, 4))])],
+    "odeint": [("rk4, y0 and a matrix", lambda y0, M: ga.odeint(
+        lambda y, t, M: ga.tanh(M @ y), y0, [0.0, 0.3, 0.5], M, substeps=3),
+                [U((2,)), U((2, 2))]),
+               ("euler, scalar rate", lambda y0, k: ga.odeint(
+        lambda y, t, k: -k * y * y, y0, [0.0, 0.5], k, method="euler", substeps=4),
+                [U((2,), 0.5, 1.0), U((), 0.5, 1.0)])],
     "dropout": [("rate=0.5, fixed rng", lambda x: P(
         "dropout", x, params=(0.5, np.random.default_rng(3)))[0], [U((2, 5))])],
 }
