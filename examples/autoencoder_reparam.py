@@ -9,10 +9,10 @@ latent code.  A sample z ~ N(mu, sigma^2) is written as
 
 so that z is a differentiable function of mu and sigma: the randomness lives in eps, a constant
 for the derivative, and the gradient of the loss reaches the encoder through mu and sigma (the
-course's "random functions": differentiate the sample path, not the distribution).  Here eps is
-drawn with NumPy and passed into the step as an input, which also lets ga.compile replay the
-step with fresh noise every call (ga.random.normal(mu, sigma, rng=rng) computes the same
-reparameterized sample inside graphad).
+course's "random functions": differentiate the sample path, not the distribution).  The sample
+is ga.random.normal(mu, sigma, rng=rng), which draws eps inside a node without a derivative:
+the compiled training step draws fresh noise from rng on every replay, and a Generator made
+from the same seed gives the same noise (the gradient check at the end relies on it).
 
 Loss (per image, averaged): the Bernoulli reconstruction error of the decoder's logits plus the
 KL divergence of N(mu, sigma^2) from N(0, I),  KL = 1/2 sum(mu^2 + sigma^2 - logvar - 1).
@@ -40,10 +40,10 @@ class VAE(nn.Module):
         h = ga.relu(self.encoder(x))
         return self.to_mu(h), self.to_logvar(h)
 
-    def forward(self, x, eps):
+    def forward(self, x, rng):
         mu, logvar = self.encode(x)
         sigma = ga.exp(0.5 * logvar)
-        z = mu + sigma * eps                        # the reparameterization trick
+        z = ga.random.normal(mu, sigma, rng=rng)    # mu + sigma * eps: the reparameterization trick
         logits = self.decoder(z)
         recon = ga.sum(nn.binary_cross_entropy_with_logits(logits, x, reduction="none"),
                        axis=1)
@@ -68,35 +68,37 @@ def main():
     model = VAE()
     opt = optim.Adam(model.parameters(), lr=3e-3)
 
-    def step(x, eps):
+    rng = np.random.default_rng(0)
+    noise = np.random.default_rng(1)                 # the latent noise eps
+
+    def step(x):
         opt.zero_grad()
-        loss, recon, kl = model(x, eps)
+        loss, recon, kl = model(x, noise)
         loss.backward()
         opt.step()
         return loss, recon, kl
 
-    step = ga.compile(step)                          # eps is an input: fresh noise each replay
-    rng = np.random.default_rng(0)
+    step = ga.compile(step)                          # every replay draws fresh eps from noise
     n = len(X) - len(X) % args.batch_size
     for epoch in range(1, args.epochs + 1):
         perm = rng.permutation(len(X))[:n]
         totals = np.zeros(3)
         for i in range(0, n, args.batch_size):
             x = X[perm[i:i + args.batch_size]]
-            eps = rng.standard_normal((len(x), LATENT))
-            totals += [float(v) for v in step(x, eps)]
+            totals += [float(v) for v in step(x)]
         if epoch % 10 == 0 or epoch == 1:
             t = totals / (n // args.batch_size)
             print(f"epoch {epoch:3d}  loss {t[0]:.2f} = reconstruction {t[1]:.2f} + KL {t[2]:.2f}")
 
     # the gradient really flows through the sample: d loss / d W_mu by reverse mode agrees
-    # with finite differences along random directions, the noise eps held fixed
-    x, eps = X[:8], rng.standard_normal((8, LATENT))
+    # with finite differences along random directions, the noise eps held fixed (a Generator
+    # from the same seed on every evaluation draws the same eps)
+    x = X[:8]
 
     def loss_of_W_mu(W):
         saved, model.to_mu.W = model.to_mu.W, W
         try:
-            return model(x, eps)[0]
+            return model(x, np.random.default_rng(7))[0]
         finally:
             model.to_mu.W = saved
 

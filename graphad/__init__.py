@@ -19,6 +19,7 @@ from graphad.custom import custom_jvp, custom_vjp
 from graphad.compile import compile  # noqa: A001  (ga.compile shadows the builtin on purpose)
 from graphad.ode import odeint
 from graphad import linalg, nn, optim, optimize
+from graphad import functional, random
 
 _core.install_ops(_ops, _interop)
 
