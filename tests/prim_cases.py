@@ -189,6 +189,31 @@ CASES = {
     "eigh": [("w and V", _eigh_mix, [U((3, 3))]),
              ("batch", _eigh_mix, [U((2, 3, 3))]),
              ("eigvalsh", ga.linalg.eigvalsh, [U((4, 4))])],
+    # svd (graphad/linalg/_spectral.py): squares of U and Vh are invariant to each pair's sign
+    "svd": [("tall thin", lambda A: (lambda U_, S, Vh: U_ ** 2 * S[..., None, :])(
+                *ga.linalg.svd(A, full_matrices=False)), [U((4, 3))]),
+            ("wide batch", lambda A: (lambda U_, S, Vh: Vh ** 2 * S[..., :, None])(
+                *ga.linalg.svd(A, full_matrices=False)), [U((2, 2, 3))]),
+            ("square full", lambda A: (lambda U_, S, Vh: U_ ** 2 + Vh ** 2 * S)(
+                *ga.linalg.svd(A)), [U((3, 3))]),
+            ("S only", lambda A: ga.linalg.svd(A, compute_uv=False), [U((3, 2))])],
+    # cholesky, solve_triangular (graphad/linalg/_cholesky.py); expm and its Frechet
+    # derivative (graphad/linalg/_functions.py)
+    "cholesky": [("3x3", lambda A: ga.linalg.cholesky(A @ A.T + 3.0 * np.eye(3)), [U((3, 3))]),
+                 ("batch", lambda A: ga.linalg.cholesky(
+                     A @ ga.swapaxes(A, -1, -2) + 2.0 * np.eye(2)), [U((2, 2, 2))])],
+    "solve_triangular": [
+        ("lower, batch b", lambda A, B: ga.linalg.solve_triangular(
+            A + 4.0 * np.eye(3), B, lower=True), [U((3, 3)), U((2, 3, 2))]),
+        ("trans, batch a, vector b", lambda A, b: ga.linalg.solve_triangular(
+            A + 4.0 * np.eye(2), b, trans=1), [U((2, 2, 2)), U((2,))]),
+        ("unit diagonal", lambda A, B: ga.linalg.solve_triangular(
+            A, B, unit_diagonal=True, lower=True), [U((3, 3), -0.5, 0.5), U((3, 1))])],
+    "expm": [("3x3", ga.linalg.expm, [U((3, 3))]),
+             ("batch", ga.linalg.expm, [U((2, 2, 2))])],
+    "expm_frechet": [("A, E", lambda A, E: P("expm_frechet", A, E), [U((2, 2)), U((2, 2))]),
+                     ("A, batch E", lambda A, E: P("expm_frechet", A, E),
+                      [U((2, 2), -1, 1), U((2, 2, 2))])],
     "odeint": [("rk4, y0 and a matrix", lambda y0, M: ga.odeint(
         lambda y, t, M: ga.tanh(M @ y), y0, [0.0, 0.3, 0.5], M, substeps=3),
                 [U((2,)), U((2, 2))]),

@@ -1,68 +1,230 @@
-"""ga.linalg, symmetric eigenproblems: eigh, eigvalsh (and svd)."""
-import numpy as np
+"""ga.linalg, spectral decompositions: eigh, eigvalsh, svd.
 
-from graphad._core import apply, outs
-from graphad._elementwise import add_, mul_, nondiff_, reciprocal_, sub_, where_
-from graphad._prims import defprim
+SPEC: degenerate spectra (repeated eigenvalues or singular values)
+-----------------------------------------------------------------
+Inside a cluster of equal eigenvalues the eigenvectors are not unique (any orthonormal basis of
+the eigenspace will do), so V is not a differentiable function of A there, while many losses of
+it are.  The rules below handle a cluster in four statements:
+
+1. Clusters.  Two eigenvalues (singular values) are one cluster when |w_i - w_j| <= tol with
+   tol = 64 * k * eps * max|w|   (k the matrix size, eps that of the dtype).
+   LAPACK returns an exactly repeated eigenvalue split by a few eps * max|w| (measured up to
+   ~8 for k <= 200); 64 k gives a wide margin, and stays far below any gap one can resolve
+   (1.4e-13 relative for k = 10 in float64, 7e-12 for k = 500), so the derivatives at a genuine
+   gap of 1e-6 are untouched.  A singular value s_i <= tol counts as zero.
+2. Masking.  The coupling coefficients 1/(w_j - w_i) of a pair in one cluster are set to zero
+   (for svd also 1/(s_i + s_j) of two zero singular values and 1/s_i of a zero one).  A None
+   (zero) cotangent on V, U or Vh contributes exactly nothing.
+3. Exactness.  For a loss that does not depend on the basis chosen inside a cluster, its
+   cotangent's in-cluster coupling, the antisymmetric part of (V^T gV)_c (for svd of
+   (U^T gU + V^T gV)_c), is zero, so the masked coefficients multiply zero and the gradient is
+   exact: spectral functions sum(f(w)), the cluster projector V_c V_c^T, the polar factor U Vh,
+   sum(S), sum(S**2).  (Not covered: a loss that pairs single eigenvalues with single
+   eigenvectors inside a cluster, such as V diag(f(w)) V^T; its gradient at an exactly
+   repeated eigenvalue loses the divided difference f'(w) between the pair; use a spectral
+   function of w or ga.linalg.expm.)
+4. Policy for what is not differentiable.  In reverse mode, when the cotangent's in-cluster
+   coupling is not negligible (more than sqrt(eps) times the cotangent's scale), the loss
+   depends on the arbitrary basis (one eigenvector of a repeated pair, say): the rule raises
+   NonDifferentiableError naming the pair, their values and gap, never returns NaN or an
+   arbitrary number.  A cotangent on a single eigenvalue inside a cluster follows the stated
+   convention of max at ties: the gradient is v_k v_k^T for the basis returned (a generalized
+   gradient; exact for symmetric functions of the cluster's eigenvalues).  Forward mode cannot
+   see the loss: its tangents are those of the returned basis with the in-cluster rotation set
+   to zero, which is exact for every basis-invariant loss downstream.
+
+svd(full_matrices=True) of a non-square matrix: the extra columns U_x of U (m > n; rows of Vh
+for m < n) span the orthogonal complement of the range, and any basis of it will do, which is
+the same situation as a cluster: the rules take the derivative that keeps the complement
+orthogonal with no rotation inside it (dU_x = -U S^{-1} V^T dA^T U_x), exact for losses of
+U_x U_x^T; a cotangent that depends on the basis inside (antisymmetric part of U_x^T gU_x)
+raises NonDifferentiableError.
+"""
+import functools
+
+import numpy as np
+from scipy.linalg import get_lapack_funcs
+
+from graphad._core import Tensor, apply, arg, call, outs
+from graphad._elementwise import add_, mul_, neg_, nondiff_, reciprocal_, sub_, where_
+from graphad._prims import REGISTRY, defprim
 from graphad._products import _swap, matmul_
 from graphad._reductions import sum_
-from graphad._shape import reshape_
+from graphad._shape import getitem_, reshape_
 from graphad.linalg._common import _lapack, _raw, _square, _sym
 
-__all__ = ["eigh", "eigvalsh"]
+__all__ = ["eigh", "eigvalsh", "svd"]   # and NonDifferentiableError (see the report)
+
+_TOL_FACTOR = 64
+_CONCAT = REGISTRY["concatenate"]
+
+
+class NonDifferentiableError(np.linalg.LinAlgError):
+    """A derivative was asked of a loss that depends on the arbitrary choice of basis inside a
+    degenerate cluster of eigenvalues / singular values (see ga.linalg._spectral's SPEC)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# shared pieces: LAPACK, clusters, masked coupling coefficients, the degeneracy check
+
+_FUNCS = {}
+
+
+def _lapack_fn(name, dtype):
+    """The LAPACK routine `name` ('syevd', 'gesdd') for a float32 or float64 dtype, cached."""
+    key = (name, dtype.char)
+    fn = _FUNCS.get(key)
+    if fn is None:
+        fn = _FUNCS[key] = get_lapack_funcs((name,), dtype=dtype)[0]
+    return fn
+
+
+def _shape(x):
+    return np.shape(_raw(x))
+
+
+def _no_half(name, a):
+    """LAPACK has no half precision (NumPy refuses float16 too): a clear TypeError."""
+    if np.asarray(_raw(a)).dtype == np.float16:
+        raise TypeError(f"{name}: float16 is not supported (LAPACK has no half precision); "
+                        f"convert to float32")
+    return a
+
+
+def _eye(k, like):
+    return np.eye(k, dtype=np.asarray(_raw(like)).dtype)
+
+
+def _tol(w):
+    """The cluster tolerance, shape (..., 1, 1): 64 k eps max|w| (see the SPEC above)."""
+    w = np.abs(w)
+    eps = np.finfo(w.dtype).eps
+    scale = w.max(axis=-1, keepdims=True) if w.shape[-1] else np.zeros(w.shape[:-1] + (1,))
+    return (_TOL_FACTOR * w.shape[-1] * eps * scale)[..., None]
+
+
+def _pair_diff(w, sign):
+    """D_ij = w_j - w_i (sign -1) or w_j + w_i (sign +1), over the last axis (differentiable)."""
+    shape = _shape(w)
+    row, col = reshape_(w, shape[:-1] + (1, shape[-1])), reshape_(w, shape + (1,))
+    return add_(row, col) if sign > 0 else sub_(row, col)
+
+
+def _masked_inv(d, mask):
+    """1/d, and exactly 0 where mask (differentiable; no inf ever formed)."""
+    return where_(mask, 0.0, reciprocal_(where_(mask, 1.0, d)))
+
+
+def _close_mask(w):
+    """|w_i - w_j| <= tol: the pairs inside one cluster (the diagonal included)."""
+    w = np.asarray(w)
+    return np.abs(w[..., None, :] - w[..., :, None]) <= _tol(w)
+
+
+def _anti(x):
+    return (x - np.swapaxes(x, -1, -2)) * 0.5
+
+
+def _raise_pair(name, what, vals, idx, tol):
+    """NonDifferentiableError for the pair idx = (batch..., i, j) of one cluster."""
+    *b, i, j = idx
+    b = tuple(b)
+    wi, wj = vals[b + (i,)], vals[b + (j,)]
+    vectors = "eigenvectors" if name == "eigh" else "singular vectors"
+    raise NonDifferentiableError(
+        f"{name}: the derivative asked for depends on the arbitrary basis inside a degenerate "
+        f"cluster: {what}[{i}] = {wi:.17g} and {what}[{j}] = {wj:.17g}"
+        f"{f' of matrix {b}' if b else ''} (gap {abs(wi - wj):.3g} <= tol "
+        f"{float(tol[b].squeeze()):.3g}), where the {vectors} are not unique.  Losses of the "
+        f"whole cluster (its projector, symmetric functions of its values) are "
+        f"differentiable; see ga.linalg._spectral's SPEC")
+
+
+def _scale(*xs):
+    """Per-matrix scale of cotangent pieces, shape (..., 1, 1)."""
+    return sum(np.abs(x).max(axis=(-2, -1), keepdims=True) if x.size else 0.0 for x in xs)
+
+
+def _violations(coupling, mask, scale):
+    """Index of the first entry where |coupling| is non-negligible inside `mask`, or None."""
+    eps = np.finfo(coupling.dtype).eps
+    bad = mask & (np.abs(coupling) > np.sqrt(eps) * scale)
+    if not bad.any():
+        return None
+    idx = np.argwhere(bad)[0]
+    return tuple(int(i) for i in idx)
+
+
+def _strip_lead(idx, w):
+    """An index into a (lead + batch + (k, k)) array, as an index into w's batch + pair."""
+    nb = np.ndim(w) - 1
+    return idx[len(idx) - 2 - nb:]
+
+
+def _row(x):      # (..., k) -> (..., 1, k): scales columns
+    sh = _shape(x)
+    return reshape_(x, sh[:-1] + (1, sh[-1]))
+
+
+def _col(x):      # (..., k) -> (..., k, 1): scales rows
+    return reshape_(x, _shape(x) + (1,))
 
 
 # ==============================================================================================
 # eigh: A = V diag(w) V^T for symmetric A, w ascending.  The input is taken as symmetric: the
 # forward factors (A + A^T)/2, so the gradient is symmetric and the derivatives are exact for
-# the function computed.  With F_ij = 1/(w_j - w_i) (i != j) and X = V^T dA V:
+# the function computed.  With F_ij = 1/(w_j - w_i) (i != j, masked in a cluster) and
+# X = V^T dA V:
 #   dw = diag(X),   dV = V (F o X)
 #   VJP  gA = sym(V (diag(gw) + F o (V^T gV)) V^T),   sym(M) = (M + M^T)/2
-# (Giles 3.1; JAX's eigh_jvp_rule).  Degenerate eigenvalues: F_ij is set to 0 where w_i == w_j
-# exactly, and a zero (None) cotangent on V contributes exactly zero, so spectral functions
-# (losses of w alone, eigvalsh) have exact finite gradients at repeated eigenvalues.
+# (Giles 2008, 3.1; JAX's eigh_jvp_rule).  Only the antisymmetric part of V^T gV reaches gA
+# (F is antisymmetric), which is what the degeneracy check tests inside a cluster.
 
 def _eigh_fwd(params, a):
     a = np.asarray(a)
-    return _lapack("eigh", np.linalg.eigh, (a + np.swapaxes(a, -1, -2)) * 0.5)
+    s = (a + np.swapaxes(a, -1, -2)) * 0.5
+    if s.ndim == 2 and s.shape[0] and s.dtype.char in "fd":
+        # s is symmetric, so its transpose is a Fortran-ordered view LAPACK may overwrite
+        w, v, info = _lapack_fn("syevd", s.dtype)(s.T, compute_v=1, lower=0, overwrite_a=1)
+        if info == 0:
+            return w, v
+        raise np.linalg.LinAlgError(f"eigh: the eigenvalue algorithm did not converge "
+                                    f"(input shape {a.shape})")
+    return _lapack("eigh", np.linalg.eigh, s)
 
 
-def _nonzero(x):
-    return np.asarray(x) != 0
-
-
-def _eigh_F(w):
-    """F_ij = 1/(w_j - w_i) off the diagonal, 0 on it and wherever w_i == w_j."""
-    shape = np.shape(_raw(w))
-    diff = sub_(reshape_(w, shape[:-1] + (1, shape[-1])), reshape_(w, shape + (1,)))
-    ok = nondiff_(_nonzero, (diff,))
-    return where_(ok, reciprocal_(where_(ok, diff, 1.0)), 0.0)
-
+def _eigh_check(w, m):
+    """The cluster mask of w; raises if the eigenvector cotangent (m = V^T gV) couples two
+    eigenvectors of one cluster."""
+    mask = _close_mask(w)
+    k = mask.shape[-1]
+    if k > 1 and np.count_nonzero(mask) > mask.size // k:       # more than the diagonal
+        off = mask & ~np.eye(k, dtype=bool)
+        idx = _violations(_anti(m), off, _scale(m))
+        if idx is not None:
+            _raise_pair("eigh", "w", np.asarray(w), _strip_lead(idx, w), _tol(w))
+    return mask
 
 
 def _eigh_vjp(n, gs):
     gw, gv = gs
     w, v = outs(n)
-    inner = None
+    if gv is None:          # V diag(gw) V^T: symmetric (to rounding) without sym()
+        return (None,) if gw is None else (matmul_(mul_(v, _row(gw)), _swap(v)),)
+    m = matmul_(_swap(v), gv)
+    mask = nondiff_(_eigh_check, (w, m))
+    inner = mul_(_masked_inv(_pair_diff(w, -1), mask), m)
     if gw is not None:
-        size = np.shape(_raw(w))[-1]
-        inner = mul_(reshape_(gw, np.shape(_raw(gw)) + (1,)),
-                     np.eye(size, dtype=np.asarray(_raw(w)).dtype))
-    if gv is not None:
-        term = mul_(_eigh_F(w), matmul_(_swap(v), gv))
-        inner = term if inner is None else add_(inner, term)
-    if inner is None:
-        return (None,)
+        inner = add_(inner, mul_(_col(gw), _eye(_shape(w)[-1], w)))
     return (_sym(matmul_(matmul_(v, inner), _swap(v))),)
 
 
 def _eigh_jvp(n, t):
     w, v = outs(n)
     x = matmul_(matmul_(_swap(v), _sym(t[0])), v)
-    size = np.shape(_raw(w))[-1]
-    dw = sum_(mul_(x, np.eye(size, dtype=np.asarray(_raw(w)).dtype)), -1, False)
-    dv = matmul_(v, mul_(_eigh_F(w), x))
-    return (dw, dv)
+    dw = sum_(mul_(x, _eye(_shape(w)[-1], w)), -1, False)
+    f = _masked_inv(_pair_diff(w, -1), nondiff_(_close_mask, (w,)))
+    return (dw, matmul_(v, mul_(f, x)))
 
 
 P_EIGH = defprim("eigh", _eigh_fwd, _eigh_vjp, _eigh_jvp, multiple=True)
@@ -71,10 +233,255 @@ P_EIGH = defprim("eigh", _eigh_fwd, _eigh_vjp, _eigh_jvp, multiple=True)
 def eigh(a):
     """(w, V): eigenvalues (ascending) and orthonormal eigenvectors of a symmetric matrix
     (batched), A V = V diag(w).  The input is symmetrized, (A + A^T)/2, so its gradient is
-    symmetric."""
-    return apply(P_EIGH, (_square("eigh", a),))
+    symmetric.
+
+    At repeated eigenvalues (a cluster, |w_i - w_j| <= 64 k eps max|w|) the gradient is exact
+    for losses that do not depend on the basis chosen inside the cluster (functions of w,
+    cluster projectors); a loss that does (one eigenvector of a repeated pair) raises
+    NonDifferentiableError in reverse mode.  See the module's SPEC for the full policy."""
+    return apply(P_EIGH, (_no_half("eigh", _square("eigh", a)),))
 
 
 def eigvalsh(a):
-    """The eigenvalues of a symmetric matrix, ascending (exact gradients at repeated ones)."""
+    """The eigenvalues of a symmetric matrix, ascending (exact gradients at repeated ones for
+    symmetric functions of them; a single repeated eigenvalue gets v_k v_k^T for the basis
+    LAPACK returned, as max does at ties)."""
     return eigh(a)[0]
+
+
+# ==============================================================================================
+# svd: A = U diag(S) Vh, S descending, k = min(m, n); thin: U (m, k), V = Vh^T (n, k).
+# Townsend 2016, "Differentiating the singular value decomposition" (also Giles 2008; Seeger
+# et al. 2017), in the split form that keeps the two kinds of singular coupling apart.  With
+#   dP = U^T dA V,  sym/anti its symmetric/antisymmetric parts,
+#   E_ij = 1/(s_j - s_i),  G_ij = 1/(s_j + s_i)   (i != j; masked per the SPEC),
+#   dS = diag(dP)
+#   dU = U (E o sym + G o anti) + (I - U U^T) dA V S^{-1}
+#   dV = V (E o sym - G o anti) + (I - V V^T) dA^T U S^{-1}
+# (E o sym pairs equal singular values, G o anti pairs two zero ones).  The VJP, with
+# J = U^T gU and K = V^T gV:
+#   gA = U (diag(gS) + E o (anti J + anti K) + G o (anti J - anti K)) V^T
+#        + (I - U U^T) gU S^{-1} V^T + U S^{-1} gV^T (I - V V^T)
+# The polar factor U Vh depends only on G o anti (the E parts of dU and dV cancel), which is
+# why it is exact at repeated nonzero singular values.
+# full_matrices=True, m > n: extra columns U_x, dU_x = -U S^{-1} V^T dA^T U_x (no rotation
+# inside the complement), VJP  gA -= U_x gU_x^T U S^{-1} V^T;  m < n likewise with V_x.
+
+def _svd_fwd(full, a):
+    a = np.asarray(a)
+    if a.ndim == 2 and a.size and a.dtype.char in "fd":
+        u, s, vt, info = _lapack_fn("gesdd", a.dtype)(a, compute_uv=1, full_matrices=full)
+        if info == 0:
+            return u, s, vt
+        raise np.linalg.LinAlgError(f"svd: SVD did not converge (input shape {a.shape})")
+    return _lapack("svd", functools.partial(np.linalg.svd, full_matrices=full), a)
+
+
+def _thin(n):
+    """U, S, V (thin, V = Vh^T), the extra columns U_x / V_x (or None), and m, n, k."""
+    u, s, vh = outs(n)
+    m, nc = _shape(arg(n, 0))[-2:]
+    k = min(m, nc)
+    ux = vx = None
+    if n.params and m > k:
+        ux = getitem_(u, (Ellipsis, slice(k, None)))
+        u = getitem_(u, (Ellipsis, slice(0, k)))
+    if n.params and nc > k:
+        vx = _swap(getitem_(vh, (Ellipsis, slice(k, None), slice(None))))
+        vh = getitem_(vh, (Ellipsis, slice(0, k), slice(None)))
+    return u, s, _swap(vh), ux, vx, m, nc, k
+
+
+def _svd_masks(s):
+    s = np.asarray(s)
+    tol = _tol(s)
+    close = np.abs(s[..., None, :] - s[..., :, None]) <= tol
+    zero_pair = (s[..., None, :] + s[..., :, None]) <= tol
+    return close, zero_pair, (s <= tol[..., 0])
+
+
+def _svd_check(flags, s, *pieces):
+    """The mask of close pairs of s (what masks E); raises NonDifferentiableError if a
+    cotangent piece couples inside a cluster.  flags: which pieces were passed: J, K, RU (projector residual of gU), RV, XU (U_x^T gU_x),
+    XV."""
+    close, zero_pair, zero = _svd_masks(s)
+    k = close.shape[-1]
+    got = dict(zip([f for f, on in zip(("J", "K", "RU", "RV", "XU", "XV"), flags) if on],
+                   pieces))
+    off = ~np.eye(k, dtype=bool)
+    sv = np.asarray(s)
+    aj = _anti(got["J"]) if "J" in got else 0.0
+    ak = _anti(got["K"]) if "K" in got else 0.0
+    jk = [got[x] for x in ("J", "K") if x in got]
+    checks = []
+    if jk and k > 1 and (close & off).any():
+        checks.append((aj + ak, close & off, _scale(*jk)))
+    if jk and k > 1 and (zero_pair & off).any():
+        checks.append((aj - ak, zero_pair & off, _scale(*jk)))
+    for r, g in (("RU", "gU"), ("RV", "gV")):
+        if r in got and zero.any():
+            # a zero singular value's vector may turn into the complement: a projector
+            # residual on it is a basis-dependent derivative
+            res = got[r]
+            bad = _violations(res, np.broadcast_to(zero[..., None, :], res.shape),
+                              _scale(res) + _scale(*jk) if jk else _scale(res))
+            if bad is not None:
+                *b, _, i = bad
+                b = b[len(b) - (sv.ndim - 1):] if sv.ndim > 1 else []
+                raise NonDifferentiableError(
+                    f"svd: the derivative asked for depends on the arbitrary basis of the "
+                    f"null space: S[{i}] = {sv[tuple(b) + (i,)]:.3g} is zero (<= tol), and "
+                    f"the cotangent on its singular vector has a component outside the range "
+                    f"of the others; see ga.linalg._spectral's SPEC")
+    for x in ("XU", "XV"):
+        if x in got:
+            xa = got[x]
+            bad = _violations(_anti(xa), np.ones(xa.shape[-2:], bool), _scale(xa) + 1e-300)
+            if bad is not None:
+                raise NonDifferentiableError(
+                    f"svd: the derivative asked for depends on the arbitrary basis of the "
+                    f"extra {'columns of U' if x == 'XU' else 'rows of Vh'} that "
+                    f"full_matrices=True adds (any orthonormal basis of the complement will "
+                    f"do); use full_matrices=False, or a loss of their projector; see "
+                    f"ga.linalg._spectral's SPEC")
+    for coupling, mask, scale in checks:
+        idx = _violations(coupling, mask, scale)
+        if idx is not None:
+            _raise_pair("svd", "S", sv, _strip_lead(idx, sv), _tol(sv))
+    return close
+
+
+def _zero_pairs(s):
+    return _svd_masks(s)[1]
+
+
+def _zeros(s):
+    return _svd_masks(s)[2]
+
+
+def _svd_coeffs(s, close):
+    """E, G (masked coupling matrices) and S^{-1} (masked), differentiable in s."""
+    if close is None:
+        close = nondiff_(_close_mask, (s,))
+    e = _masked_inv(_pair_diff(s, -1), close)
+    g = _masked_inv(_pair_diff(s, +1), nondiff_(_zero_pairs, (s,)))
+    sinv = _masked_inv(s, nondiff_(_zeros, (s,)))
+    return e, g, sinv
+
+
+def _antisym(x):
+    return mul_(sub_(x, _swap(x)), 0.5)
+
+
+def _svd_vjp(n, gs):
+    gu, gsv, gvh = gs
+    u, s, v, ux, vx, m, nc, k = _thin(n)
+    gux = gvx = None
+    if gu is not None and ux is not None:
+        gux = getitem_(gu, (Ellipsis, slice(k, None)))
+        gu = getitem_(gu, (Ellipsis, slice(0, k)))
+    gv = None
+    if gvh is not None:
+        gv = _swap(gvh)
+        if vx is not None:
+            gvx = getitem_(gv, (Ellipsis, slice(k, None)))
+            gv = getitem_(gv, (Ellipsis, slice(0, k)))
+    if gu is None and gv is None:       # U diag(gS) V^T
+        return (None,) if gsv is None else (matmul_(mul_(u, _row(gsv)), _swap(v)),)
+    inner = None if gsv is None else mul_(_col(gsv), _eye(k, s))
+    # the pieces the degeneracy check looks at
+    j = matmul_(_swap(u), gu) if gu is not None else None
+    kk = matmul_(_swap(v), gv) if gv is not None else None
+    ru = rv = xu = xv = None
+    if gu is not None and m > k:
+        ru = sub_(gu, matmul_(u, j))                       # (I - U U^T) gU
+        if gux is not None:
+            ru = sub_(ru, matmul_(ux, matmul_(_swap(gux), u)))
+            xu = matmul_(_swap(ux), gux)
+    if gv is not None and nc > k:
+        rv = sub_(gv, matmul_(v, kk))
+        if gvx is not None:
+            rv = sub_(rv, matmul_(vx, matmul_(_swap(gvx), v)))
+            xv = matmul_(_swap(vx), gvx)
+    pieces = (j, kk, ru, rv, xu, xv)
+    flags = tuple(p is not None for p in pieces)
+    close = nondiff_(functools.partial(_svd_check, flags),
+                     (s,) + tuple(p for p in pieces if p is not None))
+    e, g, sinv = _svd_coeffs(s, close)
+    aj = _antisym(j) if j is not None else None
+    ak = _antisym(kk) if kk is not None else None
+    if aj is None:
+        te, tg = ak, neg_(ak)
+    elif ak is None:
+        te = tg = aj
+    else:
+        te, tg = add_(aj, ak), sub_(aj, ak)
+    term = add_(mul_(e, te), mul_(g, tg))
+    inner = term if inner is None else add_(inner, term)
+    ga = matmul_(matmul_(u, inner), _swap(v))
+    if ru is not None:
+        ga = add_(ga, matmul_(mul_(ru, _row(sinv)), _swap(v)))
+    if rv is not None:
+        ga = add_(ga, matmul_(mul_(u, _row(sinv)), _swap(rv)))
+    return (ga,)
+
+
+def _svd_jvp(n, t):
+    u, s, v, ux, vx, m, nc, k = _thin(n)
+    da = t[0]
+    dav = matmul_(da, v)                                   # dA V
+    dp = matmul_(_swap(u), dav)                           # U^T dA V
+    ds = sum_(mul_(dp, _eye(k, s)), -1, False)
+    e, g, sinv = _svd_coeffs(s, None)
+    sym, anti = _sym(dp), _antisym(dp)
+    es, ga = mul_(e, sym), mul_(g, anti)
+    du = matmul_(u, add_(es, ga))
+    dv = matmul_(v, sub_(es, ga))
+    if m > k:
+        du = add_(du, mul_(sub_(dav, matmul_(u, dp)), _row(sinv)))
+    if nc > k:
+        dtu = matmul_(_swap(da), u)                        # dA^T U
+        dv = add_(dv, mul_(sub_(dtu, matmul_(v, _swap(dp))), _row(sinv)))
+    if ux is not None:      # dU_x = -U S^{-1} V^T dA^T U_x
+        dux = neg_(matmul_(u, matmul_(mul_(_swap(dav), _col(sinv)), ux)))
+        du = call(_CONCAT, (du, dux), -1)
+    dvh = _swap(dv)
+    if vx is not None:      # dV_x = -V S^{-1} U^T dA V_x
+        dvx = neg_(matmul_(v, matmul_(mul_(matmul_(_swap(u), da), _col(sinv)), vx)))
+        dvh = call(_CONCAT, (dvh, _swap(dvx)), -2)
+    return (du, ds, dvh)
+
+
+P_SVD = defprim("svd", _svd_fwd, _svd_vjp, _svd_jvp, multiple=True)
+
+
+def _float_matrix(name, a):
+    a = a if isinstance(a, Tensor) else np.asarray(a)
+    shape = _shape(a)
+    if len(shape) < 2:
+        raise ValueError(f"{name}: needs a matrix (or a batch of them) in the last two axes, "
+                         f"got shape {shape}")
+    dt = np.asarray(_raw(a)).dtype
+    if dt.kind == "c":
+        raise TypeError(f"{name}: complex dtypes are not supported yet (got {dt})")
+    if dt.kind != "f":
+        a = a.astype(np.float64)
+    return a
+
+
+def svd(a, full_matrices=True, compute_uv=True):
+    """Singular value decomposition A = U diag(S) Vh, NumPy's conventions: (U, S, Vh) with S
+    descending, U (..., m, m) and Vh (..., n, n) for full_matrices=True, (..., m, k) and
+    (..., k, n), k = min(m, n), otherwise; compute_uv=False returns S alone.  Batched over
+    leading axes; one factorization serves all outputs and both derivative modes.
+
+    Derivatives (Townsend 2016): exact for distinct nonzero singular values; at repeated or
+    zero ones, exact for losses that do not depend on the basis inside a cluster (sum(S),
+    sum(S**2), the polar factor U @ Vh), and NonDifferentiableError for losses that do.  With
+    full_matrices=True and m != n, the extra columns of U (rows of Vh) are any basis of the
+    complement: derivatives through them are those of no rotation inside it (exact for their
+    projector) and a basis-dependent loss of them raises.  See the module's SPEC."""
+    a = _no_half("svd", _float_matrix("svd", a))
+    if not compute_uv:
+        return apply(P_SVD, (a,), False)[1]
+    return apply(P_SVD, (a,), bool(full_matrices))
