@@ -483,6 +483,7 @@ def _jac_executor(trace, f, args, kwargs, argnums, outs, mode, chunk_size, execu
     jobs = [(w, start, k) for w, x in enumerate(over) for start, k in _chunks(x.size, chunk_size)]
     results = list(executor.map(_chunk_job, [(f, plain_args, kwargs, argnums, mode, w, start, k,
                                               has_aux) for w, start, k in jobs]))
+    results = [r.result() if hasattr(r, "result") else r for r in results]  # a dask Client's futures
     jac = [[None] * len(trace.sources) for _ in outs]
     for j, o in enumerate(outs):
         for i, s in enumerate(trace.sources):
