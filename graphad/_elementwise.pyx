@@ -283,7 +283,7 @@ def _floor_quotient(a, b):
 
 def _trunc_quotient(a, b):
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.trunc(np.divide(np.subtract(a, np.fmod(a, b)), b))
+        return np.rint(np.divide(np.subtract(a, np.fmod(a, b)), b))   # an integer but for rounding
 
 def _mod_q(n):
     return nondiff_(_floor_quotient if n.prim is P_REMAINDER else _trunc_quotient,
