@@ -10,6 +10,7 @@ each replay rather than freezing the traced permutation).  Conventions: graphad/
 out= is accepted as None, as NumPy's functions take it; any other value raises TypeError
 (graphad never writes into arrays it is given).  Complex input raises TypeError."""
 import functools
+import math
 import warnings
 
 import numpy as np
@@ -162,7 +163,7 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE,
     kept = [k for k in range(nd) if k not in axes]
     if [*kept, *axes] != list(range(nd)):
         x = S.transpose(x, kept + axes)
-    size = int(np.prod([shape[k] for k in axes]))
+    size = int(math.prod([shape[k] for k in axes]))
     y = S.reshape(x, tuple(shape[k] for k in kept) + (size,))
     if size == 0:
         y = E.add(E.multiply(R.sum(y, axis=-1, keepdims=True), 0.0), 1.0)
@@ -192,7 +193,7 @@ def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NO
     x = _cast(_arr(a, "var"), dtype)
     nd = _ndim(x)
     axes = norm_axes(axis, nd, "var")
-    count = int(np.prod([_shape(x)[k] for k in axes]))
+    count = int(math.prod([_shape(x)[k] for k in axes]))
     if count == 0:
         m = E.multiply(R.sum(x, axis=axes, keepdims=True), np.nan)
     elif mean is not _NOVALUE:
@@ -526,9 +527,9 @@ def tensordot(a, b, axes=2):
         a = S.transpose(a, pa)
     if pb != list(range(nb)):
         b = S.transpose(b, pb)
-    K = int(np.prod([sa[i] for i in ax_a]))
+    K = int(math.prod([sa[i] for i in ax_a]))
     out_shape = tuple(sa[i] for i in free_a) + tuple(sb[j] for j in free_b)
-    M, N = int(np.prod([sa[i] for i in free_a])), int(np.prod([sb[j] for j in free_b]))
+    M, N = int(math.prod([sa[i] for i in free_a])), int(math.prod([sb[j] for j in free_b]))
     a2 = a if _shape(a) == (M, K) else S.reshape(a, (M, K))
     b2 = b if _shape(b) == (K, N) else S.reshape(b, (K, N))
     c = Pr.matmul(a2, b2)
