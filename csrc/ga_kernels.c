@@ -28,6 +28,15 @@
         }                                                              \
     }
 
+/* log(e^x + e^y) as NumPy's npy_logaddexp: equal arguments (infinities included) give
+ * x + log 2; otherwise the larger plus log1p(e^-|x-y|); NaN propagates.  LN2 = 1 for base e,
+ * and the base-2 variant scales the log1p by 1/ln 2. */
+#define LOGADDEXP(x, y, EXP, LOG1P, LOGE2, SCALE)                             \
+    ((x) == (y) ? (x) + (LOGE2)                                              \
+     : ((x) - (y) > 0 ? (x) + LOG1P(EXP(-((x) - (y)) * (SCALE))) / (SCALE)     \
+     : ((x) - (y) <= 0 ? (y) + LOG1P(EXP(((x) - (y)) * (SCALE))) / (SCALE)     \
+     : (x) - (y))))
+
 #define DEFINE_BINARY(NAME, T, POW)                                    \
 void NAME(int op, ptrdiff_t n, const T *a, ptrdiff_t sa,              \
           const T *b, ptrdiff_t sb, T *out)                            \
@@ -42,15 +51,47 @@ void NAME(int op, ptrdiff_t n, const T *a, ptrdiff_t sa,              \
     case GA_MAXIMUM: BINARY_LOOP((x >= y || x != x) ? x : y) break;    \
     case GA_MINIMUM: BINARY_LOOP((x <= y || x != x) ? x : y) break;    \
     case GA_MUL0: BINARY_LOOP(x == 0 ? (T)0 : x * y) break;            \
+    case GA_ARCTAN2: BINARY_LOOP(ATAN2(x, y)) break;                   \
+    case GA_HYPOT: BINARY_LOOP(HYPOT(x, y)) break;                     \
+    case GA_LOGADDEXP:                                                 \
+        BINARY_LOOP(LOGADDEXP(x, y, EXP, LOG1P, (T)0.693147180559945309417, (T)1)) break; \
+    case GA_LOGADDEXP2:                                                \
+        BINARY_LOOP(LOGADDEXP(x, y, EXP, LOG1P, (T)1, (T)0.693147180559945309417)) break; \
+    case GA_FMAX: BINARY_LOOP(FMAX(x, y)) break;                       \
+    case GA_FMIN: BINARY_LOOP(FMIN(x, y)) break;                       \
     }                                                                  \
 }
 
 #define T double
+#define ATAN2 atan2
+#define HYPOT hypot
+#define EXP exp
+#define LOG1P log1p
+#define FMAX fmax
+#define FMIN fmin
 DEFINE_BINARY(ga_binary_d, double, pow)
 #undef T
+#undef ATAN2
+#undef HYPOT
+#undef EXP
+#undef LOG1P
+#undef FMAX
+#undef FMIN
 #define T float
+#define ATAN2 atan2f
+#define HYPOT hypotf
+#define EXP expf
+#define LOG1P log1pf
+#define FMAX fmaxf
+#define FMIN fminf
 DEFINE_BINARY(ga_binary_f, float, powf)
 #undef T
+#undef ATAN2
+#undef HYPOT
+#undef EXP
+#undef LOG1P
+#undef FMAX
+#undef FMIN
 
 #define UNARY_LOOP(EXPR)                                               \
     for (ptrdiff_t i = 0; i < n; ++i) {                               \
@@ -86,6 +127,16 @@ void NAME(int op, ptrdiff_t n, const T *x, T *out)                    \
     case GA_SOFTPLUS: UNARY_LOOP(SOFTPLUS(v, exp##SFX, log1p##SFX)) break; \
     case GA_RECIPROCAL: UNARY_LOOP((T)1 / v) break;                    \
     case GA_STEP: UNARY_LOOP(v > 0 ? (T)1 : (T)0) break;               \
+    case GA_EXPM1: UNARY_LOOP(expm1##SFX(v)) break;                    \
+    case GA_EXP2: UNARY_LOOP(exp2##SFX(v)) break;                      \
+    case GA_LOG2: UNARY_LOOP(log2##SFX(v)) break;                      \
+    case GA_LOG10: UNARY_LOOP(log10##SFX(v)) break;                    \
+    case GA_ARCSIN: UNARY_LOOP(asin##SFX(v)) break;                    \
+    case GA_ARCCOS: UNARY_LOOP(acos##SFX(v)) break;                    \
+    case GA_ARCTAN: UNARY_LOOP(atan##SFX(v)) break;                    \
+    case GA_ARCSINH: UNARY_LOOP(asinh##SFX(v)) break;                  \
+    case GA_ARCCOSH: UNARY_LOOP(acosh##SFX(v)) break;                  \
+    case GA_ARCTANH: UNARY_LOOP(atanh##SFX(v)) break;                  \
     }                                                                  \
 }
 

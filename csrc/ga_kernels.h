@@ -13,13 +13,19 @@
 
 enum ga_binary_op {
     GA_ADD, GA_SUB, GA_MUL, GA_DIV, GA_POW, GA_MAXIMUM, GA_MINIMUM,
-    GA_MUL0            /* a*b, but exactly 0 wherever a == 0: the chain-rule product g*f'(x) */
+    GA_MUL0,           /* a*b, but exactly 0 wherever a == 0: the chain-rule product g*f'(x) */
+    GA_ARCTAN2, GA_HYPOT,
+    GA_LOGADDEXP,      /* log(e^a + e^b) and log2(2^a + 2^b), computed as NumPy does (no overflow) */
+    GA_LOGADDEXP2,
+    GA_FMAX, GA_FMIN   /* maximum/minimum that ignore a NaN operand (C99 fmax/fmin, NumPy's) */
 };
 
 enum ga_unary_op {
     GA_NEG, GA_EXP, GA_LOG, GA_LOG1P, GA_SIN, GA_COS, GA_TAN, GA_TANH, GA_SINH, GA_COSH,
     GA_SQRT, GA_SQUARE, GA_ABS, GA_SIGN, GA_RELU, GA_SIGMOID, GA_SOFTPLUS, GA_RECIPROCAL,
-    GA_STEP            /* 1 where x > 0 else 0: the derivative of relu */
+    GA_STEP,           /* 1 where x > 0 else 0: the derivative of relu */
+    GA_EXPM1, GA_EXP2, GA_LOG2, GA_LOG10,
+    GA_ARCSIN, GA_ARCCOS, GA_ARCTAN, GA_ARCSINH, GA_ARCCOSH, GA_ARCTANH
 };
 
 /* out[i] = a[i*sa] (op) b[i*sb] */

@@ -705,6 +705,8 @@ cdef class Tensor:
     def __rtruediv__(self, other): return _apply(_P_DIV, (other, self), None, True)
     def __pow__(self, other, mod): return _O.power(self, other)
     def __rpow__(self, other, mod): return _O.power(other, self)
+    def __mod__(self, other): return _O.remainder(self, other)
+    def __rmod__(self, other): return _O.remainder(other, self)
     def __matmul__(self, other): return _O.matmul(self, other)
     def __rmatmul__(self, other): return _O.matmul(other, self)
     def __neg__(self): return _O.negative(self)

@@ -17,13 +17,24 @@ cnp.import_array()
 __all__ = []
 
 
+cdef object _no_out(str name, object out):
+    if out is not None:
+        raise TypeError(f"{name}: out= is not supported (graphad never writes into arrays it "
+                        f"is given); use the returned Tensor")
+
+
 def _export(Prim p, int arity, str doc):
-    """Make the public function for primitive p: ga.<p.name>(x) or ga.<p.name>(a, b)."""
+    """Make the public function for primitive p: ga.<p.name>(x) or ga.<p.name>(a, b); out=None
+    is accepted, as NumPy's ufuncs take it."""
     if arity == 1:
-        def f(x):
+        def f(x, out=None):
+            if out is not None:
+                _no_out(p.name, out)
             return apply(p, (x,))
     else:
-        def f(a, b):
+        def f(a, b, out=None):
+            if out is not None:
+                _no_out(p.name, out)
             return apply(p, (a, b))
     f.__name__ = f.__qualname__ = p.name
     f.__doc__ = doc if doc.endswith(".") else f"{doc}, elementwise."
@@ -160,6 +171,144 @@ P_MIN = _binary("minimum", K.GA_MINIMUM, minmax_vjp, minmax_jvp,
 P_GMUL = _binary("gmul", K.GA_MUL0, mul_vjp, mul_jvp)
 
 
+# fmax/fmin: maximum/minimum that ignore a NaN operand (the other one is taken, and gets the
+# whole derivative); ties share it equally, as for maximum/minimum
+def _fmax_weights(x, y):       # the weight of x in fmax(x, y)
+    dt = np.result_type(x, y, 1.0)
+    x, y = np.asarray(x), np.asarray(y)
+    nx, ny = np.isnan(x), np.isnan(y)
+    w = (x > y).astype(dt) + dt.type(0.5) * (x == y).astype(dt)
+    return np.where(ny & ~nx, dt.type(1), np.where(nx, dt.type(0), w))
+
+def _fmin_weights(x, y):       # the weight of x in fmin(x, y)
+    return _fmax_weights(np.negative(x), np.negative(y))
+
+def _fselect_weights(n, bint first):
+    a, b = arg(n, 0), arg(n, 1)
+    return nondiff_(_fmax_weights if n.prim is P_FMAX else _fmin_weights,
+                    (a, b) if first else (b, a))
+
+def fminmax_vjp(n, g):
+    return (gmul_(g, _fselect_weights(n, True)) if need(n, 0) else None,
+            gmul_(g, _fselect_weights(n, False)) if need(n, 1) else None)
+
+def fminmax_jvp(n, t):
+    return tsum(None if t[0] is None else gmul_(t[0], _fselect_weights(n, True)),
+                 None if t[1] is None else gmul_(t[1], _fselect_weights(n, False)))
+
+P_FMAX = _binary("fmax", K.GA_FMAX, fminmax_vjp, fminmax_jvp,
+                 "The larger of a and b, elementwise, ignoring a NaN operand; at ties each gets "
+                 "half the derivative.")
+P_FMIN = _binary("fmin", K.GA_FMIN, fminmax_vjp, fminmax_jvp,
+                 "The smaller of a and b, elementwise, ignoring a NaN operand; at ties each gets "
+                 "half the derivative.")
+
+
+def _nonzero_or_one(h):
+    h = np.asarray(h)
+    return np.where(h == 0, np.ones((), h.dtype), h)
+
+cdef object _safe_denominator(h):
+    """h with its zeros replaced by 1 (a constant mask), so that a derivative a/h or a/h^2 with
+    a = 0 where h = 0 is 0 there rather than NaN, in every order."""
+    zero = nondiff_(_is_zero, (h,))
+    if type(zero) is Tensor or zero.any():
+        return where_(zero, 1.0, h)
+    return h
+
+
+# hypot: h = sqrt(a^2 + b^2);  dh = (a da + b db) / h, taken as 0 at a = b = 0 (where hypot(a, 0)
+# = |a| has derivative sign(a) = 0: the convention of abs)
+def _hypot_d(n, Py_ssize_t i):
+    return mul_(arg(n, i), reciprocal_(_safe_denominator(out(n))))
+
+def hypot_vjp(n, g):
+    return (gmul_(g, _hypot_d(n, 0)) if need(n, 0) else None,
+            gmul_(g, _hypot_d(n, 1)) if need(n, 1) else None)
+
+def hypot_jvp(n, t):
+    return tsum(None if t[0] is None else gmul_(t[0], _hypot_d(n, 0)),
+                 None if t[1] is None else gmul_(t[1], _hypot_d(n, 1)))
+
+P_HYPOT = _binary("hypot", K.GA_HYPOT, hypot_vjp, hypot_jvp,
+                  "sqrt(a^2 + b^2) without overflow, elementwise; the derivative is taken as 0 "
+                  "at a = b = 0.")
+
+
+# arctan2(a, b) = the angle of (b, a);  d = (b da - a db) / (a^2 + b^2), taken as 0 at the origin
+def _atan2_d(n, Py_ssize_t i):
+    a, b = arg(n, 0), arg(n, 1)
+    r2 = reciprocal_(_safe_denominator(add_(square_(a), square_(b))))
+    return mul_(b, r2) if i == 0 else neg_(mul_(a, r2))
+
+def atan2_vjp(n, g):
+    return (gmul_(g, _atan2_d(n, 0)) if need(n, 0) else None,
+            gmul_(g, _atan2_d(n, 1)) if need(n, 1) else None)
+
+def atan2_jvp(n, t):
+    return tsum(None if t[0] is None else gmul_(t[0], _atan2_d(n, 0)),
+                 None if t[1] is None else gmul_(t[1], _atan2_d(n, 1)))
+
+P_ARCTAN2 = _binary("arctan2", K.GA_ARCTAN2, atan2_vjp, atan2_jvp,
+                    "The angle of the point (b, a) (NumPy's arctan2(x1, x2)), elementwise; the "
+                    "derivative is taken as 0 at the origin.")
+
+
+# logaddexp: y = log(e^a + e^b);  dy = e^(a - y) da + e^(b - y) db   (the two softmax weights)
+# logaddexp2: y = log2(2^a + 2^b);  dy = 2^(a - y) da + 2^(b - y) db
+def _lae_d(n, Py_ssize_t i):
+    d = sub_(arg(n, i), out(n))
+    return exp_(d) if n.prim is P_LOGADDEXP else call(P_EXP2, (d,))
+
+def lae_vjp(n, g):
+    return (gmul_(g, _lae_d(n, 0)) if need(n, 0) else None,
+            gmul_(g, _lae_d(n, 1)) if need(n, 1) else None)
+
+def lae_jvp(n, t):
+    return tsum(None if t[0] is None else gmul_(t[0], _lae_d(n, 0)),
+                 None if t[1] is None else gmul_(t[1], _lae_d(n, 1)))
+
+P_LOGADDEXP = _binary("logaddexp", K.GA_LOGADDEXP, lae_vjp, lae_jvp,
+                      "log(e^a + e^b) without overflow, elementwise.")
+P_LOGADDEXP2 = _binary("logaddexp2", K.GA_LOGADDEXP2, lae_vjp, lae_jvp,
+                       "log2(2^a + 2^b) without overflow, elementwise.")
+
+
+# remainder (Python's %, the sign of b) and fmod (C's, the sign of a): r = a - q b with q the
+# integer quotient (floor(a / b) or trunc(a / b)), constant between its jumps:
+#   dr = da - q db
+def _floor_quotient(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.floor_divide(a, b)
+
+def _trunc_quotient(a, b):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.rint(np.divide(np.subtract(a, np.fmod(a, b)), b))   # an integer but for rounding
+
+def _mod_q(n):
+    return nondiff_(_floor_quotient if n.prim is P_REMAINDER else _trunc_quotient,
+                    (arg(n, 0), arg(n, 1)))
+
+def mod_vjp(n, g):
+    return (g if need(n, 0) else None,
+            neg_(gmul_(g, _mod_q(n))) if need(n, 1) else None)
+
+def mod_jvp(n, t):
+    return tsum(t[0], None if t[1] is None else neg_(gmul_(t[1], _mod_q(n))))
+
+def _ufunc2(uf):
+    def fwd(params, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(uf(a, b))
+    return fwd
+
+P_REMAINDER = defprim("remainder", _ufunc2(np.remainder), mod_vjp, mod_jvp, broadcasts=True)
+_export(P_REMAINDER, 2, "a mod b with the sign of b (NumPy's remainder, Python's %), "
+        "elementwise; d = da - floor(a / b) db.")
+P_FMOD = defprim("fmod", _ufunc2(np.fmod), mod_vjp, mod_jvp, broadcasts=True)
+_export(P_FMOD, 2, "a mod b with the sign of a (C's fmod), elementwise; d = da - trunc(a / b) db.")
+
+
 # ==============================================================================================
 # Elementwise unary: out = f(x); every rule is g * f'(x), so each entry gives only f'.
 
@@ -216,6 +365,33 @@ P_RELU = _unary("relu", K.GA_RELU, lambda n: step_(arg(n, 0)),
 P_SIGN = _unary("sign", K.GA_SIGN, None, "The sign of x, -1, 0 or 1 (zero derivative)")
 P_STEP = _unary("step", K.GA_STEP, None)
 
+_LN2, _LN10 = float(np.log(2.0)), float(np.log(10.0))
+P_EXPM1 = _unary("expm1", K.GA_EXPM1, lambda n: add_(out(n), 1.0),
+                 "e^x - 1, accurate for small x")                                   # e^x = y + 1
+P_EXP2 = _unary("exp2", K.GA_EXP2, lambda n: mul_(out(n), _LN2), "2^x")            # y ln 2
+P_LOG2 = _unary("log2", K.GA_LOG2, lambda n: reciprocal_(mul_(arg(n, 0), _LN2)),
+                "The base-2 logarithm")                                             # 1/(x ln 2)
+P_LOG10 = _unary("log10", K.GA_LOG10, lambda n: reciprocal_(mul_(arg(n, 0), _LN10)),
+                 "The base-10 logarithm")                                           # 1/(x ln 10)
+P_ARCSIN = _unary("arcsin", K.GA_ARCSIN,
+                  lambda n: reciprocal_(sqrt_(sub_(1.0, square_(arg(n, 0))))),
+                  "The inverse sine")                                               # 1/sqrt(1-x^2)
+P_ARCCOS = _unary("arccos", K.GA_ARCCOS,
+                  lambda n: neg_(reciprocal_(sqrt_(sub_(1.0, square_(arg(n, 0)))))),
+                  "The inverse cosine")                                             # -1/sqrt(1-x^2)
+P_ARCTAN = _unary("arctan", K.GA_ARCTAN,
+                  lambda n: reciprocal_(add_(square_(arg(n, 0)), 1.0)),
+                  "The inverse tangent")                                            # 1/(1+x^2)
+P_ARCSINH = _unary("arcsinh", K.GA_ARCSINH,
+                   lambda n: reciprocal_(sqrt_(add_(square_(arg(n, 0)), 1.0))),
+                   "The inverse hyperbolic sine")                                   # 1/sqrt(x^2+1)
+P_ARCCOSH = _unary("arccosh", K.GA_ARCCOSH,
+                   lambda n: reciprocal_(sqrt_(sub_(square_(arg(n, 0)), 1.0))),
+                   "The inverse hyperbolic cosine")                                 # 1/sqrt(x^2-1)
+P_ARCTANH = _unary("arctanh", K.GA_ARCTANH,
+                   lambda n: reciprocal_(sub_(1.0, square_(arg(n, 0)))),
+                   "The inverse hyperbolic tangent")                                # 1/(1-x^2)
+
 
 # rounding: piecewise constant, so zero derivative (NumPy's ufuncs; primitives so that a compiled
 # program recomputes them rather than freezing the traced values)
@@ -229,6 +405,10 @@ P_FLOOR = _zero_deriv("floor", np.floor)
 P_CEIL = _zero_deriv("ceil", np.ceil)
 P_TRUNC = _zero_deriv("trunc", np.trunc)
 P_RINT = _zero_deriv("rint", np.rint)
+
+# round to `decimals` places (NumPy's round: half to even); zero derivative
+P_ROUND = defprim("round", lambda decimals, x: np.asarray(np.round(x, decimals)),
+                  lambda n, g: (np.zeros_like(raw(g)),), lambda n, t: None)
 
 
 # nondiff(fn; x...) = fn(x...): a value computed with NumPy from the inputs that has no
@@ -303,7 +483,24 @@ P_ASTYPE = defprim("astype", lambda dtype, x: np.asarray(x).astype(dtype),
 # ==============================================================================================
 # Public functions that are more than their primitive
 
-__all__ += ["where", "clip", "astype"]
+__all__ += ["where", "clip", "astype", "round", "around", "fix", "mod", "absolute"]
+
+
+def round(x, decimals=0, out=None):      # noqa: A001  (NumPy's name)
+    """NumPy's round: to `decimals` places, halves to even (zero derivative)."""
+    _no_out("round", out)
+    return apply(P_ROUND, (x,), int(decimals))
+
+
+around = round
+mod = globals()["remainder"]
+absolute = globals()["abs"]
+
+
+def fix(x, out=None):
+    """NumPy's fix: round toward zero (trunc; zero derivative)."""
+    _no_out("fix", out)
+    return apply(P_TRUNC, (x,))
 
 
 def where(cond, a, b):
@@ -356,6 +553,7 @@ cpdef sign_(x): return call(P_SIGN, (x,))
 cpdef step_(x): return call(P_STEP, (x,))
 cpdef sigmoid_(x): return call(P_SIGMOID, (x,))
 cpdef reciprocal_(x): return call(P_RECIPROCAL, (x,))
+cpdef sqrt_(x): return call(P_SQRT, (x,))
 cpdef where_(c, a, b):
     if type(c) is Tensor:
         return call(P_SELECT, (c, a, b))

@@ -58,11 +58,12 @@ _UFUNCS = {
     np.sinh: O.sinh, np.cosh: O.cosh, np.sqrt: O.sqrt, np.square: O.square,
     np.absolute: O.abs, np.sign: O.sign, np.floor: O.floor, np.ceil: O.ceil,
     np.trunc: O.trunc, np.rint: O.rint,
-    np.reciprocal: lambda x: O.divide(1.0, x),
-    np.exp2: lambda x: O.power(2.0, x),
-    np.log2: lambda x: O.multiply(O.log(x), 1.0 / np.log(2.0)),
-    np.log10: lambda x: O.multiply(O.log(x), 1.0 / np.log(10.0)),
 }
+# the ufuncs whose graphad function has NumPy's name
+_UFUNCS.update({getattr(np, name): getattr(O, name) for name in (
+    "reciprocal", "exp2", "log2", "log10", "expm1", "arcsin", "arccos", "arctan", "arcsinh",
+    "arccosh", "arctanh", "arctan2", "hypot", "logaddexp", "logaddexp2", "fmax", "fmin",
+    "remainder", "fmod")})
 # comparisons and predicates: no derivative; a constant boolean Tensor, as the operators give
 _PREDICATES = {np.greater, np.greater_equal, np.less, np.less_equal, np.equal, np.not_equal,
                np.logical_and, np.logical_or, np.logical_xor, np.logical_not, np.isfinite,
@@ -183,6 +184,14 @@ _FUNCS = {
     np.trace: _trace, np.diagonal: O.diagonal, np.diag: O.diag, np.tril: O.tril,
     np.triu: O.triu, np.kron: O.kron,
 }
+# the functions whose graphad version has NumPy's name and signature (graphad/_array_api.py,
+# round and fix); np.around is np.round's alias
+_FUNCS.update({getattr(np, name): getattr(O, name) for name in (
+    "sinc", "prod", "var", "std", "cumsum", "cumprod", "vstack", "hstack", "column_stack",
+    "dstack", "split", "array_split", "hsplit", "vsplit", "dsplit", "atleast_1d", "atleast_2d",
+    "atleast_3d", "tile", "repeat", "roll", "moveaxis", "flip", "fliplr", "flipud", "rot90",
+    "pad", "tensordot", "inner", "cross", "diff", "sort", "append", "take_along_axis",
+    "round", "around", "fix")})
 # results without a derivative: metadata, indices, booleans, arrays made from a shape alone
 _ON_VALUES = {
     np.shape, np.ndim, np.size, np.result_type, np.iscomplexobj, np.isrealobj, np.can_cast,

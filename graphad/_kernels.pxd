@@ -4,11 +4,13 @@
 
 cdef extern from "ga_kernels.h":
     enum ga_binary_op:
-        GA_ADD, GA_SUB, GA_MUL, GA_DIV, GA_POW, GA_MAXIMUM, GA_MINIMUM, GA_MUL0
+        GA_ADD, GA_SUB, GA_MUL, GA_DIV, GA_POW, GA_MAXIMUM, GA_MINIMUM, GA_MUL0,
+        GA_ARCTAN2, GA_HYPOT, GA_LOGADDEXP, GA_LOGADDEXP2, GA_FMAX, GA_FMIN
     enum ga_unary_op:
         GA_NEG, GA_EXP, GA_LOG, GA_LOG1P, GA_SIN, GA_COS, GA_TAN, GA_TANH, GA_SINH, GA_COSH,
         GA_SQRT, GA_SQUARE, GA_ABS, GA_SIGN, GA_RELU, GA_SIGMOID, GA_SOFTPLUS, GA_RECIPROCAL,
-        GA_STEP
+        GA_STEP, GA_EXPM1, GA_EXP2, GA_LOG2, GA_LOG10, GA_ARCSIN, GA_ARCCOS, GA_ARCTAN,
+        GA_ARCSINH, GA_ARCCOSH, GA_ARCTANH
 
 cpdef object binary(int op, object a, object b)
 cpdef object unary(int op, object x)

@@ -139,11 +139,14 @@ def _mul0(a, b):
 
 # NumPy equivalents, indexed by the C op codes, for the cases the kernels do not take.
 _NP_BINARY = (np.add, np.subtract, np.multiply, np.true_divide, np.power, np.maximum,
-              np.minimum, _mul0)
+              np.minimum, _mul0, np.arctan2, np.hypot, np.logaddexp, np.logaddexp2, np.fmax,
+              np.fmin)
 _NP_UNARY = (np.negative, np.exp, np.log, np.log1p, np.sin, np.cos, np.tan, np.tanh, np.sinh,
              np.cosh, np.sqrt, np.square, np.abs, np.sign,
              lambda x: np.maximum(x, 0), lambda x: 1 / (1 + np.exp(-x)),
-             lambda x: np.logaddexp(x, 0), np.reciprocal, lambda x: (x > 0).astype(x.dtype))
+             lambda x: np.logaddexp(x, 0), np.reciprocal, lambda x: (x > 0).astype(x.dtype),
+             np.expm1, np.exp2, np.log2, np.log10, np.arcsin, np.arccos, np.arctan, np.arcsinh,
+             np.arccosh, np.arctanh)
 
 
 cdef inline bint _is_float_array(object x):
@@ -357,7 +360,10 @@ cdef void _register_loop(int op, cnp.ufunc uf):
 
 _NP_LOOPS = ((GA_EXP, np.exp), (GA_LOG, np.log), (GA_LOG1P, np.log1p), (GA_SIN, np.sin),
              (GA_COS, np.cos), (GA_TAN, np.tan), (GA_TANH, np.tanh), (GA_SINH, np.sinh),
-             (GA_COSH, np.cosh))
+             (GA_COSH, np.cosh), (GA_EXPM1, np.expm1), (GA_EXP2, np.exp2), (GA_LOG2, np.log2),
+             (GA_LOG10, np.log10), (GA_ARCSIN, np.arcsin), (GA_ARCCOS, np.arccos),
+             (GA_ARCTAN, np.arctan), (GA_ARCSINH, np.arcsinh), (GA_ARCCOSH, np.arccosh),
+             (GA_ARCTANH, np.arctanh))
 for _op, _uf in _NP_LOOPS:
     _register_loop(_op, _uf)
 
@@ -435,7 +441,9 @@ for _op, _uf in _NP_LOOPS:
     for _k, _dt in enumerate((np.float64, np.float32)):
         if _loops[_k][_op] != NULL:
             _probe = np.linspace(0.125, 1.5, 37, dtype=_dt)
-            if not np.array_equal(unary(_op, _probe), _uf(_probe)):
+            with np.errstate(invalid="ignore"):     # arcsin, arccosh: NaN outside the domain
+                _same = np.array_equal(unary(_op, _probe), _uf(_probe), equal_nan=True)
+            if not _same:
                 _loops[_k][_op] = NULL
 
 

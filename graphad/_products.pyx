@@ -1,6 +1,8 @@
 # cython: language_level=3, binding=True
 """Products: matmul and einsum, their rules, and the public functions built on them (dot, outer,
 trace, diagonal, diag, tril, triu, kron, vec, unvec); conventions: graphad/_prims.pyx."""
+import functools
+
 import numpy as np
 cimport numpy as cnp
 from graphad cimport _kernels as K
@@ -9,7 +11,7 @@ from graphad._core cimport Tensor, apply, call, arg, need
 from graphad._prims cimport raw, shape_of, ndim_of, lead, axis_index, stacked
 from graphad._prims import defprim
 from graphad._elementwise cimport tsum, gmul_
-from graphad._elementwise import multiply, where
+from graphad._elementwise import multiply, where, P_WHERE
 from graphad._shape cimport reshape_, transpose_
 from graphad._shape import reshape, transpose, getitem, concatenate
 from graphad._reductions import sum as _sum
@@ -336,13 +338,22 @@ def diag(x, k=0):
     raise ValueError(f"diag: needs a vector or a matrix, got shape {shape_of(x)}")
 
 
+@functools.lru_cache(maxsize=256)
+def _tri_mask(Py_ssize_t n, Py_ssize_t m, Py_ssize_t k, bint lower):
+    """np.tri(n, m, k) (lower) or its complement below k (upper), made once per shape and
+    kept read-only (np.tri costs microseconds a call)."""
+    mask = np.tri(n, m, k, dtype=bool) if lower else ~np.tri(n, m, k - 1, dtype=bool)
+    mask.flags.writeable = False
+    return mask
+
+
 def tril(x, k=0):
     """x with the entries above its k-th diagonal (of the last two axes) set to 0."""
     x = stacked(x)
     s = shape_of(x)
     if len(s) < 2:
         raise ValueError(f"tril: needs at least 2 dimensions, got shape {s}")
-    return where(np.tri(s[-2], s[-1], int(k), dtype=bool), x, np.zeros((), _dtype_of(x)))
+    return apply(P_WHERE, (x, np.zeros((), _dtype_of(x))), _tri_mask(s[-2], s[-1], int(k), True))
 
 
 def triu(x, k=0):
@@ -351,7 +362,7 @@ def triu(x, k=0):
     s = shape_of(x)
     if len(s) < 2:
         raise ValueError(f"triu: needs at least 2 dimensions, got shape {s}")
-    return where(~np.tri(s[-2], s[-1], int(k) - 1, dtype=bool), x, np.zeros((), _dtype_of(x)))
+    return apply(P_WHERE, (x, np.zeros((), _dtype_of(x))), _tri_mask(s[-2], s[-1], int(k), False))
 
 
 cdef object _dtype_of(x):

@@ -43,6 +43,8 @@ def _sum_fwd(params, x):
     if not keepdims and len(axes) == np.ndim(x) and isinstance(x, np.ndarray) \
             and x.dtype == np.float64 and x.flags.c_contiguous:
         return np.asarray(x.sum())
+    if isinstance(x, np.ndarray):        # the method: np.sum's dispatch costs ~1 us
+        return np.asarray(x.sum(axis=axes, keepdims=keepdims))
     return np.asarray(np.sum(x, axis=axes, keepdims=keepdims))
 
 P_SUM = defprim("sum", _sum_fwd, sum_vjp, sum_jvp)

@@ -161,15 +161,24 @@ def reshape(x, shape):
     x = stacked(x)
     if isinstance(shape, (int, np.integer)):
         shape = (shape,)
-    shape = tuple(int(s) for s in shape)
+    shape = tuple([int(s) for s in shape])
     try:
         new = np.empty(shape_of(x), dtype=np.bool_).reshape(shape).shape \
             if -1 in shape else shape
     except ValueError:
         raise ValueError(f"reshape: cannot reshape shape {shape_of(x)} into {shape}") from None
-    if int(np.prod(new)) != int(np.prod(shape_of(x))):
+    if _size(new) != _size(shape_of(x)):      # (np.prod would cost ~3 us a call)
         raise ValueError(f"reshape: cannot reshape shape {shape_of(x)} into {shape}")
     return apply(P_RESHAPE, (x,), new)
+
+
+cdef Py_ssize_t _size(tuple shape):
+    cdef Py_ssize_t n = 1
+    for s in shape:
+        if s < 0:
+            return -1
+        n *= <Py_ssize_t>s
+    return n
 
 
 def transpose(x, axes=None):

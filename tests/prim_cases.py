@@ -251,6 +251,33 @@ CASES = {
                ("euler, scalar rate", lambda y0, k: ga.odeint(
         lambda y, t, k: -k * y * y, y0, [0.0, 0.5], k, method="euler", substeps=4),
                 [U((2,), 0.5, 1.0), U((), 0.5, 1.0)])],
+    # the rest of the array API (graphad/_elementwise.pyx, _array_api.py)
+    "expm1": [("vec", ga.expm1, [U((4,))])],
+    "exp2": [("vec", ga.exp2, [U((4,))])],
+    "log2": [("vec", ga.log2, [U((4,), 0.3, 3)])],
+    "log10": [("vec", ga.log10, [U((4,), 0.3, 3)])],
+    "arcsin": [("vec", ga.arcsin, [U((4,), -0.8, 0.8)])],
+    "arccos": [("vec", ga.arccos, [U((4,), -0.8, 0.8)])],
+    "arctan": [("vec", ga.arctan, [U((4,))])],
+    "arcsinh": [("vec", ga.arcsinh, [U((4,))])],
+    "arccosh": [("vec", ga.arccosh, [U((4,), 1.3, 3)])],
+    "arctanh": [("vec", ga.arctanh, [U((4,), -0.8, 0.8)])],
+    "arctan2": [("mat,row", lambda a, b: ga.arctan2(a, b), [AWAY((2, 3)), AWAY((3,))])],
+    "hypot": [("vec,scalar", lambda a, b: ga.hypot(a, b), [AWAY((3,)), AWAY(())])],
+    "logaddexp": [("mat,row", lambda a, b: ga.logaddexp(a, b), [U((2, 3)), U((3,))])],
+    "logaddexp2": [("vec,scalar", lambda a, b: ga.logaddexp2(a, b), [U((3,)), U(())])],
+    "fmax": [("vec,scalar", lambda a, b: ga.fmax(a, b), [GRID((4,), 0), GRID((), 1)])],
+    "fmin": [("mat,row", lambda a, b: ga.fmin(a, b), [GRID((2, 3), 0), GRID((3,), 1)])],
+    "remainder": [("vec,scalar", lambda a, b: ga.remainder(a, b), [GRID((4,), 1), U((), 0.3, 0.4)])],
+    "fmod": [("mat,row", lambda a, b: ga.fmod(a, b), [GRID((2, 3), 1), U((3,), 0.3, 0.4)])],
+    "round": [("decimals=1", lambda x: ga.round(x, 1) * x, [GRID((4,), 1)])],
+    "cumsum": [("axis1", lambda x: ga.cumsum(x, axis=1), [U((2, 3))]),
+               ("raveled", lambda x: ga.cumsum(x), [U((2, 2))])],
+    "take_along_axis": [("axis0", lambda x: ga.take_along_axis(
+        x, np.array([[1, 0, 1], [0, 0, 1]]), axis=0), [U((2, 3))]),
+        ("sort", lambda x: ga.sort(x, axis=-1), [GRID((2, 4), 0)])],
+    "put_along_axis_add": [("repeats", lambda g: P(
+        "put_along_axis_add", g, np.array([[1, 1, 0]]), params=(-1, (1, 2))), [U((1, 3))])],
     "dropout": [("rate=0.5, fixed rng", lambda x: P(
         "dropout", x, params=(0.5, np.random.default_rng(3)))[0], [U((2, 5))])],
 }

@@ -40,6 +40,8 @@ def _sigmoid(x):
 BIN_REF = {
     "GA_ADD": np.add, "GA_SUB": np.subtract, "GA_MUL": np.multiply, "GA_DIV": np.true_divide,
     "GA_POW": np.power, "GA_MAXIMUM": np.maximum, "GA_MINIMUM": np.minimum, "GA_MUL0": _mul0,
+    "GA_ARCTAN2": np.arctan2, "GA_HYPOT": np.hypot, "GA_LOGADDEXP": np.logaddexp,
+    "GA_LOGADDEXP2": np.logaddexp2, "GA_FMAX": np.fmax, "GA_FMIN": np.fmin,
 }
 UN_REF = {
     "GA_NEG": np.negative, "GA_EXP": np.exp, "GA_LOG": np.log, "GA_LOG1P": np.log1p,
@@ -48,10 +50,15 @@ UN_REF = {
     "GA_SIGN": np.sign, "GA_RELU": lambda x: np.maximum(x, 0).astype(x.dtype),
     "GA_SIGMOID": _sigmoid, "GA_SOFTPLUS": lambda x: np.logaddexp(x, 0).astype(x.dtype),
     "GA_RECIPROCAL": np.reciprocal, "GA_STEP": lambda x: (x > 0).astype(x.dtype),
+    "GA_EXPM1": np.expm1, "GA_EXP2": np.exp2, "GA_LOG2": np.log2, "GA_LOG10": np.log10,
+    "GA_ARCSIN": np.arcsin, "GA_ARCCOS": np.arccos, "GA_ARCTAN": np.arctan,
+    "GA_ARCSINH": np.arcsinh, "GA_ARCCOSH": np.arccosh, "GA_ARCTANH": np.arctanh,
 }
 # input ranges where each op is defined (and not overflowing)
 UN_RANGE = {"GA_LOG": (0.1, 5), "GA_LOG1P": (-0.9, 5), "GA_SQRT": (0.0, 5),
-            "GA_TAN": (-1.3, 1.3), "GA_RECIPROCAL": (0.2, 3)}
+            "GA_TAN": (-1.3, 1.3), "GA_RECIPROCAL": (0.2, 3), "GA_LOG2": (0.1, 5),
+            "GA_LOG10": (0.1, 5), "GA_ARCSIN": (-0.99, 0.99), "GA_ARCCOS": (-0.99, 0.99),
+            "GA_ARCCOSH": (1.0, 5), "GA_ARCTANH": (-0.99, 0.99)}
 
 
 def test_every_op_has_a_reference():
