@@ -19,7 +19,9 @@ import threading
 import numpy as np
 cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GetSlice
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
 
 cdef extern from "Python.h":
     int PyObject_GC_IsTracked(object o)
@@ -524,6 +526,49 @@ def _float_dtype_required(dtype, what):
                         f"{np.dtype(dtype)}; convert with .astype(np.float64) first")
 
 
+# Tensor.__array_ufunc__.  `ndarray (op) Tensor` lands here: NumPy's operator calls the ufunc,
+# which calls type(t).__array_ufunc__(t, ufunc, method, *inputs, **kwargs).  (NumPy's operators
+# defer to the reflected one only when __array_ufunc__ is None, which would refuse np.exp(t).)
+# It is a plain C function (METH_VARARGS | METH_KEYWORDS), not a method: CPython hands it
+# NumPy's argument tuple and dict as they are, where a `def` method would repack both; the
+# arithmetic ufuncs go straight to their primitives, everything else to graphad._interop.
+cdef extern from *:
+    """
+    static PyMethodDef ga_array_ufunc_def = {"__array_ufunc__", NULL,
+                                             METH_VARARGS | METH_KEYWORDS, NULL};
+    static PyObject *ga_array_ufunc_new(void *fn, const char *doc) {
+        ga_array_ufunc_def.ml_meth = (PyCFunction)(void (*)(void))fn;
+        ga_array_ufunc_def.ml_doc = doc;
+        return PyCFunction_NewEx(&ga_array_ufunc_def, NULL, NULL);
+    }
+    """
+    object ga_array_ufunc_new(void *fn, const char *doc)
+
+
+cdef object _array_ufunc(PyObject *unused, tuple args, PyObject *kwargs):
+    cdef Py_ssize_t n = len(args), k = 1
+    cdef PyObject *p
+    if n and type(args[0]) is not Tensor and isinstance(args[0], np.ufunc):
+        k = 0           # called through an instance, t.__array_ufunc__(ufunc, ...): no self
+    if n < k + 2:
+        raise TypeError("__array_ufunc__(ufunc, method, *inputs, **kwargs): too few arguments")
+    ufunc = args[k]
+    method = args[k + 1]
+    if (kwargs == NULL or PyDict_Size(<object>kwargs) == 0) and method == "__call__":
+        p = PyDict_GetItem(_UFUNC_PRIMS, ufunc)
+        if p != NULL:
+            return _apply(<Prim>p, PyTuple_GetSlice(args, k + 2, n), None, True)
+    kw = {} if kwargs == NULL else dict(<object>kwargs)
+    return _I.array_ufunc(ufunc, method, PyTuple_GetSlice(args, k + 2, n), kw)
+
+
+_ARRAY_UFUNC = ga_array_ufunc_new(
+    <void*>_array_ufunc,
+    "__array_ufunc__(self, ufunc, method, *inputs, **kwargs): NumPy's ufunc protocol; a ufunc "
+    "on a Tensor runs graphad's differentiable version (graphad/_interop.py) or raises "
+    "TypeError.")
+
+
 # Tensors are not tracked by the cycle collector: a node only references its inputs, never its
 # consumers, so graphs are acyclic and reference counting frees them; tracking hundreds of
 # thousands of nodes made the collector cost more than building the graph.  The one cycle a
@@ -546,14 +591,7 @@ cdef class Tensor:
     # silent constant
     __array_priority__ = 1000
 
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        # `ndarray (op) Tensor` lands here: the arithmetic goes straight to its primitive
-        # (as fast as the reflected operator was), everything else to graphad._interop
-        if not kwargs and method == "__call__":
-            p = _UFUNC_PRIMS.get(ufunc)
-            if p is not None:
-                return _apply(<Prim>p, inputs, None, True)
-        return _I.array_ufunc(ufunc, method, inputs, kwargs)
+    __array_ufunc__ = _ARRAY_UFUNC      # a C function, see _array_ufunc
 
     def __array_function__(self, func, types, args, kwargs):
         return _I.array_function(func, types, args, kwargs)
