@@ -20,7 +20,7 @@ import numpy as np
 cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
 from cpython.object cimport PyObject
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GetSlice
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GetSlice, PyTuple_GET_ITEM
 from cpython.dict cimport PyDict_GetItem, PyDict_Size
 
 cdef extern from "Python.h":
@@ -400,22 +400,37 @@ cdef inline void _record_node(Tensor t, Prim p, tuple parents, object params, ob
     t.saved = saved
 
 
+cdef inline bint _clean_array(object a):
+    """An exact ndarray of float64 or float32, native byte order and aligned: what the checks
+    of _plain_operand would pass unchanged (the common case, decided from the header alone)."""
+    cdef int t
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    t = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    return (t == cnp.NPY_DOUBLE or t == cnp.NPY_FLOAT) and \
+        cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a) and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+
+
 cdef inline tuple _operands(Prim p, tuple args, bint *any_tensor, bint *needs, bint outside):
     """The operands as a primitive takes them, noting whether any is a Tensor and whether one
     requires grad.  From outside (apply: the user's values) lists of Tensors are stacked and
     plain operands checked and normalized; a rule's own operands (call) already were."""
-    cdef Py_ssize_t i
-    for i in range(len(args)):
-        a = args[i]
-        if outside and type(a) is not Tensor and type(a) is not float and type(a) is not int:
-            b = _plain_operand(a, p)
-            if b is not a:
-                args = args[:i] + (b,) + args[i + 1:]
-                a = b
+    cdef Py_ssize_t i, n = len(args)
+    cdef object a, b
+    for i in range(n):
+        a = <object>PyTuple_GET_ITEM(args, i)
         if type(a) is Tensor:
             any_tensor[0] = True
             if (<Tensor>a)._requires_grad:
                 needs[0] = True
+        elif outside and type(a) is not float and type(a) is not int and not _clean_array(a):
+            b = _plain_operand(a, p)
+            if b is not a:
+                args = args[:i] + (b,) + args[i + 1:]
+                if type(b) is Tensor:           # a list of Tensors, stacked
+                    any_tensor[0] = True
+                    if (<Tensor>b)._requires_grad:
+                        needs[0] = True
     return args
 
 
@@ -518,7 +533,12 @@ cdef inline object _unwrap(object x):
     return (<Tensor>x).data if type(x) is Tensor else x
 
 
-def _float_dtype_required(dtype, what):
+cdef object _F64 = np.dtype(np.float64), _F32 = np.dtype(np.float32)
+
+
+cpdef _float_dtype_required(dtype, what):
+    if dtype is _F64 or dtype is _F32:      # the usual case, without np.dtype()
+        return
     if np.dtype(dtype).kind == "c":
         raise TypeError(f"{what}: {_COMPLEX_MSG}")
     if np.dtype(dtype).kind != "f":
