@@ -937,11 +937,14 @@ cpdef object matmul_fused(object params, tuple raw, object tangents):
     ta, tb = tangents
     if ta is not None and tb is None:
         x, tx, A, transposed = a, ta, b, False
-    elif tb is not None and ta is None and np.ndim(b) == 1:
+    elif tb is not None and ta is None and cnp.PyArray_Check(b) and \
+            cnp.PyArray_NDIM(<cnp.ndarray>b) == 1:
         x, tx, A, transposed = b, tb, a, True
     else:
         return None
+    # the cheap refusals first (a small A is the common one), from the array headers
     if not (type(x) is np.ndarray and type(tx) is np.ndarray and type(A) is np.ndarray) or \
+            cnp.PyArray_SIZE(<cnp.ndarray>A) < _FUSE_MIN or \
             A.ndim != 2 or not 1 <= x.ndim <= 2 or not x.dtype == tx.dtype == A.dtype or \
             A.dtype.kind != "f" or _unit_start(tx) is not None:
         return None
