@@ -19,7 +19,9 @@ import threading
 import numpy as np
 cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
-from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM
+from cpython.object cimport PyObject
+from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GetSlice, PyTuple_GET_ITEM
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
 
 cdef extern from "Python.h":
     int PyObject_GC_IsTracked(object o)
@@ -398,22 +400,37 @@ cdef inline void _record_node(Tensor t, Prim p, tuple parents, object params, ob
     t.saved = saved
 
 
+cdef inline bint _clean_array(object a):
+    """An exact ndarray of float64 or float32, native byte order and aligned: what the checks
+    of _plain_operand would pass unchanged (the common case, decided from the header alone)."""
+    cdef int t
+    if not cnp.PyArray_CheckExact(a):
+        return False
+    t = cnp.PyArray_TYPE(<cnp.ndarray>a)
+    return (t == cnp.NPY_DOUBLE or t == cnp.NPY_FLOAT) and \
+        cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a) and cnp.PyArray_ISALIGNED(<cnp.ndarray>a)
+
+
 cdef inline tuple _operands(Prim p, tuple args, bint *any_tensor, bint *needs, bint outside):
     """The operands as a primitive takes them, noting whether any is a Tensor and whether one
     requires grad.  From outside (apply: the user's values) lists of Tensors are stacked and
     plain operands checked and normalized; a rule's own operands (call) already were."""
-    cdef Py_ssize_t i
-    for i in range(len(args)):
-        a = args[i]
-        if outside and type(a) is not Tensor and type(a) is not float and type(a) is not int:
-            b = _plain_operand(a, p)
-            if b is not a:
-                args = args[:i] + (b,) + args[i + 1:]
-                a = b
+    cdef Py_ssize_t i, n = len(args)
+    cdef object a, b
+    for i in range(n):
+        a = <object>PyTuple_GET_ITEM(args, i)
         if type(a) is Tensor:
             any_tensor[0] = True
             if (<Tensor>a)._requires_grad:
                 needs[0] = True
+        elif outside and type(a) is not float and type(a) is not int and not _clean_array(a):
+            b = _plain_operand(a, p)
+            if b is not a:
+                args = args[:i] + (b,) + args[i + 1:]
+                if type(b) is Tensor:           # a list of Tensors, stacked
+                    any_tensor[0] = True
+                    if (<Tensor>b)._requires_grad:
+                        needs[0] = True
     return args
 
 
@@ -516,12 +533,60 @@ cdef inline object _unwrap(object x):
     return (<Tensor>x).data if type(x) is Tensor else x
 
 
-def _float_dtype_required(dtype, what):
+cdef object _F64 = np.dtype(np.float64), _F32 = np.dtype(np.float32)
+
+
+cpdef _float_dtype_required(dtype, what):
+    if dtype is _F64 or dtype is _F32:      # the usual case, without np.dtype()
+        return
     if np.dtype(dtype).kind == "c":
         raise TypeError(f"{what}: {_COMPLEX_MSG}")
     if np.dtype(dtype).kind != "f":
         raise TypeError(f"{what}: only floating-point tensors have derivatives, got dtype "
                         f"{np.dtype(dtype)}; convert with .astype(np.float64) first")
+
+
+# Tensor.__array_ufunc__.  `ndarray (op) Tensor` lands here: NumPy's operator calls the ufunc,
+# which calls type(t).__array_ufunc__(t, ufunc, method, *inputs, **kwargs).  (NumPy's operators
+# defer to the reflected one only when __array_ufunc__ is None, which would refuse np.exp(t).)
+# It is a plain C function (METH_VARARGS | METH_KEYWORDS), not a method: CPython hands it
+# NumPy's argument tuple and dict as they are, where a `def` method would repack both; the
+# arithmetic ufuncs go straight to their primitives, everything else to graphad._interop.
+cdef extern from *:
+    """
+    static PyMethodDef ga_array_ufunc_def = {"__array_ufunc__", NULL,
+                                             METH_VARARGS | METH_KEYWORDS, NULL};
+    static PyObject *ga_array_ufunc_new(void *fn, const char *doc) {
+        ga_array_ufunc_def.ml_meth = (PyCFunction)(void (*)(void))fn;
+        ga_array_ufunc_def.ml_doc = doc;
+        return PyCFunction_NewEx(&ga_array_ufunc_def, NULL, NULL);
+    }
+    """
+    object ga_array_ufunc_new(void *fn, const char *doc)
+
+
+cdef object _array_ufunc(PyObject *unused, tuple args, PyObject *kwargs):
+    cdef Py_ssize_t n = len(args), k = 1
+    cdef PyObject *p
+    if n and type(args[0]) is not Tensor and isinstance(args[0], np.ufunc):
+        k = 0           # called through an instance, t.__array_ufunc__(ufunc, ...): no self
+    if n < k + 2:
+        raise TypeError("__array_ufunc__(ufunc, method, *inputs, **kwargs): too few arguments")
+    ufunc = args[k]
+    method = args[k + 1]
+    if (kwargs == NULL or PyDict_Size(<object>kwargs) == 0) and method == "__call__":
+        p = PyDict_GetItem(_UFUNC_PRIMS, ufunc)
+        if p != NULL:
+            return _apply(<Prim>p, PyTuple_GetSlice(args, k + 2, n), None, True)
+    kw = {} if kwargs == NULL else dict(<object>kwargs)
+    return _I.array_ufunc(ufunc, method, PyTuple_GetSlice(args, k + 2, n), kw)
+
+
+_ARRAY_UFUNC = ga_array_ufunc_new(
+    <void*>_array_ufunc,
+    "__array_ufunc__(self, ufunc, method, *inputs, **kwargs): NumPy's ufunc protocol; a ufunc "
+    "on a Tensor runs graphad's differentiable version (graphad/_interop.py) or raises "
+    "TypeError.")
 
 
 # Tensors are not tracked by the cycle collector: a node only references its inputs, never its
@@ -546,14 +611,7 @@ cdef class Tensor:
     # silent constant
     __array_priority__ = 1000
 
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        # `ndarray (op) Tensor` lands here: the arithmetic goes straight to its primitive
-        # (as fast as the reflected operator was), everything else to graphad._interop
-        if not kwargs and method == "__call__":
-            p = _UFUNC_PRIMS.get(ufunc)
-            if p is not None:
-                return _apply(<Prim>p, inputs, None, True)
-        return _I.array_ufunc(ufunc, method, inputs, kwargs)
+    __array_ufunc__ = _ARRAY_UFUNC      # a C function, see _array_ufunc
 
     def __array_function__(self, func, types, args, kwargs):
         return _I.array_function(func, types, args, kwargs)

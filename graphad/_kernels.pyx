@@ -186,9 +186,32 @@ cdef bint _is_suffix(cnp.ndarray small, cnp.ndarray big):
     return cnp.PyArray_SIZE(small) > 0
 
 
+# The kernels release the GIL only for enough work: on small arrays handing the GIL over (a
+# mutex and a condition variable, some 400 instructions) costs more than the loop itself, and
+# other threads gain nothing from so short a pause.  Between _unlock and _relock only C runs.
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState:
+        pass
+    PyThreadState *PyEval_SaveThread()
+    void PyEval_RestoreThread(PyThreadState *)
+
+cdef Py_ssize_t _NOGIL_MIN = 1 << 14               # elements of an elementwise kernel
+cdef double _NOGIL_MIN_FLOPS = <double>(1 << 17)   # m n k of a product
+
+
+cdef inline PyThreadState *_unlock(bint release) noexcept:
+    return PyEval_SaveThread() if release else NULL
+
+
+cdef inline void _relock(PyThreadState *ts) noexcept:
+    if ts != NULL:
+        PyEval_RestoreThread(ts)
+
+
 cdef object _binary_rows(int op, cnp.ndarray big, cnp.ndarray small, int typ, bint small_first):
     """big (op) small (or small (op) big) where small repeats along big's leading axes: the
     kernel once per row of big, both operands with unit stride (contiguous buffers)."""
+    cdef PyThreadState *ts
     cdef cnp.ndarray out = new_array(cnp.PyArray_NDIM(big), cnp.PyArray_DIMS(big), typ)
     cdef Py_ssize_t cols = cnp.PyArray_SIZE(small)
     cdef Py_ssize_t rows = cnp.PyArray_SIZE(big) // cols if cols else 0
@@ -199,18 +222,19 @@ cdef object _binary_rows(int op, cnp.ndarray big, cnp.ndarray small, int typ, bi
     cdef float *bf = <float*>cnp.PyArray_DATA(big)
     cdef float *sf = <float*>cnp.PyArray_DATA(small)
     cdef float *of = <float*>cnp.PyArray_DATA(out)
-    with nogil:
-        for i in range(rows):
-            if typ == cnp.NPY_DOUBLE:
-                if small_first:
-                    ga_binary_d(op, cols, sd, 1, bd + i * cols, 1, od + i * cols)
-                else:
-                    ga_binary_d(op, cols, bd + i * cols, 1, sd, 1, od + i * cols)
+    ts = _unlock(cnp.PyArray_SIZE(big) >= _NOGIL_MIN)
+    for i in range(rows):
+        if typ == cnp.NPY_DOUBLE:
+            if small_first:
+                ga_binary_d(op, cols, sd, 1, bd + i * cols, 1, od + i * cols)
             else:
-                if small_first:
-                    ga_binary_f(op, cols, sf, 1, bf + i * cols, 1, of + i * cols)
-                else:
-                    ga_binary_f(op, cols, bf + i * cols, 1, sf, 1, of + i * cols)
+                ga_binary_d(op, cols, bd + i * cols, 1, sd, 1, od + i * cols)
+        else:
+            if small_first:
+                ga_binary_f(op, cols, sf, 1, bf + i * cols, 1, of + i * cols)
+            else:
+                ga_binary_f(op, cols, bf + i * cols, 1, sf, 1, of + i * cols)
+    _relock(ts)
     return out
 
 
@@ -263,6 +287,7 @@ cpdef object broadcast_to(object x, tuple shape):
 
 cpdef object binary(int op, object a, object b):
     """Elementwise a (op) b with NumPy broadcasting and type promotion."""
+    cdef PyThreadState *ts
     cdef cnp.ndarray x, y, out
     cdef Py_ssize_t n, sa = 1, sb = 1
     cdef int typ
@@ -323,13 +348,15 @@ cpdef object binary(int op, object a, object b):
         out = new_array(cnp.PyArray_NDIM(y), cnp.PyArray_DIMS(y), typ)
     n = cnp.PyArray_SIZE(out)
     if typ == cnp.NPY_DOUBLE:
-        with nogil:
-            ga_binary_d(op, n, <double*>cnp.PyArray_DATA(x), sa,
-                        <double*>cnp.PyArray_DATA(y), sb, <double*>cnp.PyArray_DATA(out))
+        ts = _unlock(n >= _NOGIL_MIN)
+        ga_binary_d(op, n, <double*>cnp.PyArray_DATA(x), sa,
+                    <double*>cnp.PyArray_DATA(y), sb, <double*>cnp.PyArray_DATA(out))
+        _relock(ts)
     else:
-        with nogil:
-            ga_binary_f(op, n, <float*>cnp.PyArray_DATA(x), sa,
-                        <float*>cnp.PyArray_DATA(y), sb, <float*>cnp.PyArray_DATA(out))
+        ts = _unlock(n >= _NOGIL_MIN)
+        ga_binary_f(op, n, <float*>cnp.PyArray_DATA(x), sa,
+                    <float*>cnp.PyArray_DATA(y), sb, <float*>cnp.PyArray_DATA(out))
+        _relock(ts)
     return out
 
 
@@ -371,31 +398,34 @@ for _op, _uf in _NP_LOOPS:
 cdef void _logistic(int op, int k, cnp.ndarray a, cnp.ndarray out, cnp.npy_intp n) noexcept:
     """sigmoid or softplus of a into out, with NumPy's exp (and log1p) loops in place on
     out = -|a|: sigmoid = (1 or e) / (1 + e), softplus = log1p(e) + max(a, 0), e = exp(-|a|)."""
+    cdef PyThreadState *ts
     cdef char *args[2]
     cdef cnp.npy_intp steps[2]
     args[0] = args[1] = <char*>cnp.PyArray_DATA(out)
     steps[0] = steps[1] = cnp.PyArray_ITEMSIZE(a)
-    with nogil:
+    ts = _unlock(n >= _NOGIL_MIN)
+    if k == 0:
+        ga_neg_abs_d(n, <double*>cnp.PyArray_DATA(a), <double*>args[0])
+    else:
+        ga_neg_abs_f(n, <float*>cnp.PyArray_DATA(a), <float*>args[0])
+    _loops[k][<int>GA_EXP](args, &n, steps, _loop_data[k][<int>GA_EXP])
+    if op == GA_SIGMOID:
         if k == 0:
-            ga_neg_abs_d(n, <double*>cnp.PyArray_DATA(a), <double*>args[0])
+            ga_sigmoid_from_exp_d(n, <double*>cnp.PyArray_DATA(a), <double*>args[0])
         else:
-            ga_neg_abs_f(n, <float*>cnp.PyArray_DATA(a), <float*>args[0])
-        _loops[k][<int>GA_EXP](args, &n, steps, _loop_data[k][<int>GA_EXP])
-        if op == GA_SIGMOID:
-            if k == 0:
-                ga_sigmoid_from_exp_d(n, <double*>cnp.PyArray_DATA(a), <double*>args[0])
-            else:
-                ga_sigmoid_from_exp_f(n, <float*>cnp.PyArray_DATA(a), <float*>args[0])
+            ga_sigmoid_from_exp_f(n, <float*>cnp.PyArray_DATA(a), <float*>args[0])
+    else:
+        _loops[k][<int>GA_LOG1P](args, &n, steps, _loop_data[k][<int>GA_LOG1P])
+        if k == 0:
+            ga_softplus_from_log1p_d(n, <double*>cnp.PyArray_DATA(a), <double*>args[0])
         else:
-            _loops[k][<int>GA_LOG1P](args, &n, steps, _loop_data[k][<int>GA_LOG1P])
-            if k == 0:
-                ga_softplus_from_log1p_d(n, <double*>cnp.PyArray_DATA(a), <double*>args[0])
-            else:
-                ga_softplus_from_log1p_f(n, <float*>cnp.PyArray_DATA(a), <float*>args[0])
+            ga_softplus_from_log1p_f(n, <float*>cnp.PyArray_DATA(a), <float*>args[0])
+    _relock(ts)
 
 
 cpdef object unary(int op, object x):
     """Elementwise op(x); integer input is promoted to float64 as NumPy's ufuncs do."""
+    cdef PyThreadState *ts
     cdef cnp.ndarray a, out
     cdef cnp.npy_intp n
     cdef int k
@@ -421,17 +451,20 @@ cpdef object unary(int op, object x):
     if _loops[k][op] != NULL and aligned:
         args[0], args[1] = <char*>cnp.PyArray_DATA(a), <char*>cnp.PyArray_DATA(out)
         steps[0] = steps[1] = cnp.PyArray_ITEMSIZE(a)
-        with nogil:
-            _loops[k][op](args, &n, steps, _loop_data[k][op])
+        ts = _unlock(n >= _NOGIL_MIN)
+        _loops[k][op](args, &n, steps, _loop_data[k][op])
+        _relock(ts)
     elif (op == GA_SIGMOID or op == GA_SOFTPLUS) and aligned and \
             _loops[k][<int>GA_EXP] != NULL and _loops[k][<int>GA_LOG1P] != NULL:
         _logistic(op, k, a, out, n)
     elif k == 0:
-        with nogil:
-            ga_unary_d(op, n, <double*>cnp.PyArray_DATA(a), <double*>cnp.PyArray_DATA(out))
+        ts = _unlock(n >= _NOGIL_MIN)
+        ga_unary_d(op, n, <double*>cnp.PyArray_DATA(a), <double*>cnp.PyArray_DATA(out))
+        _relock(ts)
     else:
-        with nogil:
-            ga_unary_f(op, n, <float*>cnp.PyArray_DATA(a), <float*>cnp.PyArray_DATA(out))
+        ts = _unlock(n >= _NOGIL_MIN)
+        ga_unary_f(op, n, <float*>cnp.PyArray_DATA(a), <float*>cnp.PyArray_DATA(out))
+        _relock(ts)
     return out
 
 
@@ -449,6 +482,7 @@ for _op, _uf in _NP_LOOPS:
 
 cpdef object accumulate(object acc, object x):
     """acc += x in place when acc is a float buffer of x's shape; returns acc (or a new sum)."""
+    cdef PyThreadState *ts
     cdef cnp.ndarray a, b
     if _is_float_array(acc) and _is_float_array(x):
         a = <cnp.ndarray>acc
@@ -457,13 +491,15 @@ cpdef object accumulate(object acc, object x):
                 cnp.PyArray_IS_C_CONTIGUOUS(b) and cnp.PyArray_SAMESHAPE(a, b) and \
                 cnp.PyArray_ISWRITEABLE(a):
             if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
-                with nogil:
-                    ga_accumulate_d(cnp.PyArray_SIZE(a), <double*>cnp.PyArray_DATA(a),
-                                    <double*>cnp.PyArray_DATA(b))
+                ts = _unlock(cnp.PyArray_SIZE(a) >= _NOGIL_MIN)
+                ga_accumulate_d(cnp.PyArray_SIZE(a), <double*>cnp.PyArray_DATA(a),
+                                <double*>cnp.PyArray_DATA(b))
+                _relock(ts)
             else:
-                with nogil:
-                    ga_accumulate_f(cnp.PyArray_SIZE(a), <float*>cnp.PyArray_DATA(a),
-                                    <float*>cnp.PyArray_DATA(b))
+                ts = _unlock(cnp.PyArray_SIZE(a) >= _NOGIL_MIN)
+                ga_accumulate_f(cnp.PyArray_SIZE(a), <float*>cnp.PyArray_DATA(a),
+                                <float*>cnp.PyArray_DATA(b))
+                _relock(ts)
             return acc
     if isinstance(acc, np.ndarray) and acc.shape == np.shape(x) and \
             np.can_cast(np.result_type(acc, x), acc.dtype) and acc.flags.writeable:
@@ -474,6 +510,7 @@ cpdef object accumulate(object acc, object x):
 
 cpdef object sum_rows(object x):
     """x.sum(axis=0) for a 2-D array, by a C loop when x is a contiguous float buffer."""
+    cdef PyThreadState *ts
     cdef cnp.ndarray a, out
     cdef cnp.npy_intp cols
     if not (_is_float_array(x) and cnp.PyArray_NDIM(<cnp.ndarray>x) == 2 and
@@ -483,13 +520,15 @@ cpdef object sum_rows(object x):
     cols = a.shape[1]
     out = cnp.PyArray_EMPTY(1, &cols, cnp.PyArray_TYPE(a), 0)
     if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
-        with nogil:
-            ga_sum_rows_d(a.shape[0], cols, <double*>cnp.PyArray_DATA(a),
-                          <double*>cnp.PyArray_DATA(out))
+        ts = _unlock(cnp.PyArray_SIZE(a) >= _NOGIL_MIN)
+        ga_sum_rows_d(a.shape[0], cols, <double*>cnp.PyArray_DATA(a),
+                      <double*>cnp.PyArray_DATA(out))
+        _relock(ts)
     else:
-        with nogil:
-            ga_sum_rows_f(a.shape[0], cols, <float*>cnp.PyArray_DATA(a),
-                          <float*>cnp.PyArray_DATA(out))
+        ts = _unlock(cnp.PyArray_SIZE(a) >= _NOGIL_MIN)
+        ga_sum_rows_f(a.shape[0], cols, <float*>cnp.PyArray_DATA(a),
+                      <float*>cnp.PyArray_DATA(out))
+        _relock(ts)
     return out
 
 
@@ -504,17 +543,20 @@ cdef bint _is_column_major(cnp.ndarray x):
 cdef cnp.ndarray _from_column_major(cnp.ndarray x):
     """A C-contiguous copy of a column-major 2-D float array, by a tiled transpose (NumPy's
     strided copy runs at about a tenth of memory speed on this layout)."""
+    cdef PyThreadState *ts
     cdef cnp.ndarray out = new_array(2, cnp.PyArray_DIMS(x), cnp.PyArray_TYPE(x))
     cdef Py_ssize_t rows = cnp.PyArray_DIMS(x)[1], cols = cnp.PyArray_DIMS(x)[0]
     cdef Py_ssize_t ld = cnp.PyArray_STRIDES(x)[1] // cnp.PyArray_ITEMSIZE(x)
     if cnp.PyArray_TYPE(x) == cnp.NPY_DOUBLE:
-        with nogil:
-            ga_transpose_d(rows, cols, <double*>cnp.PyArray_DATA(x), ld,
-                           <double*>cnp.PyArray_DATA(out))
+        ts = _unlock(rows * cols >= _NOGIL_MIN)
+        ga_transpose_d(rows, cols, <double*>cnp.PyArray_DATA(x), ld,
+                       <double*>cnp.PyArray_DATA(out))
+        _relock(ts)
     else:
-        with nogil:
-            ga_transpose_f(rows, cols, <float*>cnp.PyArray_DATA(x), ld,
-                           <float*>cnp.PyArray_DATA(out))
+        ts = _unlock(rows * cols >= _NOGIL_MIN)
+        ga_transpose_f(rows, cols, <float*>cnp.PyArray_DATA(x), ld,
+                       <float*>cnp.PyArray_DATA(out))
+        _relock(ts)
     return out
 
 
@@ -728,6 +770,7 @@ cdef int _measure_thin_flip(object a, object b):
 cdef object _gemm(object A, object B, bint may_flip=True):
     """C = A @ B for 2-D float arrays of one dtype; transposed views go to BLAS uncopied (the
     own kernel reads them in place or packs the smaller operand)."""
+    cdef PyThreadState *ts
     global _thin_flip
     cdef cnp.ndarray a = <cnp.ndarray>A, b = <cnp.ndarray>B, c, at
     cdef char ta = b"N", tb = b"N"
@@ -759,23 +802,25 @@ cdef object _gemm(object A, object B, bint may_flip=True):
             # large products pack B strip by strip anyway, so they read W^T as it is (with
             # fewer rows, gathering the strips costs more than the transposes below)
             c = new_array(2, dims, typ)
-            with nogil:
-                if m <= 4:
-                    _own_gemm_nt(typ, m, n, k, <char*>cnp.PyArray_DATA(a), lda,
-                                 <char*>cnp.PyArray_DATA(b), ldb, <char*>cnp.PyArray_DATA(c), n)
-                else:
-                    _own_gemm_strided(typ, m, n, k, <char*>cnp.PyArray_DATA(a), lda, 1,
-                                      <char*>cnp.PyArray_DATA(b), 1, ldb,
-                                      <char*>cnp.PyArray_DATA(c), n)
+            ts = _unlock(<double>m * n * k >= _NOGIL_MIN_FLOPS)
+            if m <= 4:
+                _own_gemm_nt(typ, m, n, k, <char*>cnp.PyArray_DATA(a), lda,
+                             <char*>cnp.PyArray_DATA(b), ldb, <char*>cnp.PyArray_DATA(c), n)
+            else:
+                _own_gemm_strided(typ, m, n, k, <char*>cnp.PyArray_DATA(a), lda, 1,
+                                  <char*>cnp.PyArray_DATA(b), 1, ldb,
+                                  <char*>cnp.PyArray_DATA(c), n)
+            _relock(ts)
             return c
         if n > m:
             at = _from_column_major(a.T)
             dims[0] = n
             dims[1] = m
             c = new_array(2, dims, typ)
-            with nogil:
-                _own_gemm_rm(typ, n, m, k, <char*>cnp.PyArray_DATA(b), ldb, 1,
-                             <char*>cnp.PyArray_DATA(at), m, <char*>cnp.PyArray_DATA(c), m)
+            ts = _unlock(<double>m * n * k >= _NOGIL_MIN_FLOPS)
+            _own_gemm_rm(typ, n, m, k, <char*>cnp.PyArray_DATA(b), ldb, 1,
+                         <char*>cnp.PyArray_DATA(at), m, <char*>cnp.PyArray_DATA(c), m)
+            _relock(ts)
             return _from_column_major(c.T)
         b = _from_column_major(b)
         _blas_layout(b, item, &tb, &ldb)
@@ -785,9 +830,10 @@ cdef object _gemm(object A, object B, bint may_flip=True):
         if _thin_flip == 1:
             return np.ascontiguousarray(_gemm(b.T, a.T, False).T)
     c = new_array(2, dims, typ)
-    with nogil:
-        _gemm2d(typ, ta, lda, <char*>cnp.PyArray_DATA(a), tb, ldb, <char*>cnp.PyArray_DATA(b),
-                m, n, k, <char*>cnp.PyArray_DATA(c), own)
+    ts = _unlock(<double>m * n * k >= _NOGIL_MIN_FLOPS)
+    _gemm2d(typ, ta, lda, <char*>cnp.PyArray_DATA(a), tb, ldb, <char*>cnp.PyArray_DATA(b),
+            m, n, k, <char*>cnp.PyArray_DATA(c), own)
+    _relock(ts)
     return c
 
 
@@ -899,11 +945,14 @@ cpdef object matmul_fused(object params, tuple raw, object tangents):
     ta, tb = tangents
     if ta is not None and tb is None:
         x, tx, A, transposed = a, ta, b, False
-    elif tb is not None and ta is None and np.ndim(b) == 1:
+    elif tb is not None and ta is None and cnp.PyArray_Check(b) and \
+            cnp.PyArray_NDIM(<cnp.ndarray>b) == 1:
         x, tx, A, transposed = b, tb, a, True
     else:
         return None
+    # the cheap refusals first (a small A is the common one), from the array headers
     if not (type(x) is np.ndarray and type(tx) is np.ndarray and type(A) is np.ndarray) or \
+            cnp.PyArray_SIZE(<cnp.ndarray>A) < _FUSE_MIN or \
             A.ndim != 2 or not 1 <= x.ndim <= 2 or not x.dtype == tx.dtype == A.dtype or \
             A.dtype.kind != "f" or _unit_start(tx) is not None:
         return None
