@@ -518,3 +518,33 @@ def test_random_shapes_check_grad(seed, m, n, full):
     C = _rng(seed % 1000 + 1).standard_normal((m, k))
     ga.check_grad(lambda X: ga.sum(gl.svd(X, full_matrices=full)[0][:, :k] ** 2 * C), A)
     ga.check_grad(lambda X: ga.sum(gl.eigh(X[:k, :k])[1] ** 2 * C[:k]), A)
+
+
+def test_matrix_function_through_eigh_at_a_repeated_eigenvalue_raises_not_wrong():
+    """Regression: V diag(exp(w)) V^T at an exactly repeated eigenvalue returned a finite but
+    wrong gradient (the in-cluster divided difference f'(w) was lost); it now raises, and the
+    same loss written with expm gets the exact gradient."""
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+    A = Q @ np.diag([1.0, 1.0, 2.0]) @ Q.T
+    C = rng.standard_normal((3, 3))
+    C = C + C.T
+
+    def matfun(A):
+        w, V = gl.eigh(A)
+        return ga.sum(C * ((V * ga.exp(w)) @ ga.swapaxes(V, -1, -2)))
+    with pytest.raises(gl._spectral.NonDifferentiableError, match="pairs eigenvectors"):
+        ga.grad(matfun)(A)
+    g = ga.grad(lambda A: ga.sum(C * gl.expm(A)))(A)
+    np.testing.assert_allclose(g, fd_jacobian(lambda X: ga.sum(C * gl.expm(X)), [A], 0),
+                               rtol=1e-6, atol=1e-8)
+    # a loss of the cluster's projector plus the trace still differentiates (gw equal in the
+    # cluster): no error, and the right number
+    def proj(A):
+        w, V = gl.eigh(A)
+        Vc = V[:, :2]
+        return ga.sum(C * (Vc @ ga.swapaxes(Vc, -1, -2))) + ga.sum(w)
+    P = Q[:, :2] @ Q[:, :2].T
+    R = Q[:, 2:] @ Q[:, 2:].T          # resolvent of the gap 1 -> 2
+    expect = np.eye(3) - (P @ C @ R + R @ C @ P)
+    np.testing.assert_allclose(ga.grad(proj)(A), expect, rtol=1e-10, atol=1e-10)

@@ -19,10 +19,12 @@ it are.  The rules below handle a cluster in four statements:
    cotangent's in-cluster coupling, the antisymmetric part of (V^T gV)_c (for svd of
    (U^T gU + V^T gV)_c), is zero, so the masked coefficients multiply zero and the gradient is
    exact: spectral functions sum(f(w)), the cluster projector V_c V_c^T, the polar factor U Vh,
-   sum(S), sum(S**2).  (Not covered: a loss that pairs single eigenvalues with single
-   eigenvectors inside a cluster, such as V diag(f(w)) V^T; its gradient at an exactly
-   repeated eigenvalue loses the divided difference f'(w) between the pair; use a spectral
-   function of w or ga.linalg.expm.)
+   sum(S), sum(S**2).  Not recoverable from the cotangents: a loss that pairs the cluster's
+   eigenvectors with its eigenvalues weighted unequally, such as V diag(f(w)) V^T (its
+   derivative there needs the divided difference f'(w) between the pair); eigh detects it
+   (gw varies inside the cluster while the symmetric in-cluster part of V^T gV does not
+   vanish) and raises NonDifferentiableError rather than return a wrong number; use
+   ga.linalg.expm or a spectral function sum(f(w)).
 4. Policy for what is not differentiable.  In reverse mode, when the cotangent's in-cluster
    coupling is not negligible (more than sqrt(eps) times the cotangent's scale), the loss
    depends on the arbitrary basis (one eigenvector of a repeated pair, say): the rule raises
@@ -125,15 +127,19 @@ def _anti(x):
     return (x - np.swapaxes(x, -1, -2)) * 0.5
 
 
-def _raise_pair(name, what, vals, idx, tol):
+_BASIS = "depends on the arbitrary basis inside a degenerate cluster"
+_PAIRED = ("pairs eigenvectors with unequally weighted eigenvalues inside a degenerate cluster "
+           "(a matrix function V f(w) V^T?), whose derivative needs f' between the pair")
+
+
+def _raise_pair(name, what, vals, idx, tol, why=_BASIS):
     """NonDifferentiableError for the pair idx = (batch..., i, j) of one cluster."""
     *b, i, j = idx
     b = tuple(b)
     wi, wj = vals[b + (i,)], vals[b + (j,)]
     vectors = "eigenvectors" if name == "eigh" else "singular vectors"
     raise NonDifferentiableError(
-        f"{name}: the derivative asked for depends on the arbitrary basis inside a degenerate "
-        f"cluster: {what}[{i}] = {wi:.17g} and {what}[{j}] = {wj:.17g}"
+        f"{name}: the derivative asked for {why}: {what}[{i}] = {wi:.17g} and {what}[{j}] = {wj:.17g}"
         f"{f' of matrix {b}' if b else ''} (gap {abs(wi - wj):.3g} <= tol "
         f"{float(tol[b].squeeze()):.3g}), where the {vectors} are not unique.  Losses of the "
         f"whole cluster (its projector, symmetric functions of its values) are "
@@ -193,16 +199,28 @@ def _eigh_fwd(params, a):
     return _lapack("eigh", np.linalg.eigh, s)
 
 
-def _eigh_check(w, m):
+def _eigh_check(w, m, gw=None):
     """The cluster mask of w; raises if the eigenvector cotangent (m = V^T gV) couples two
-    eigenvectors of one cluster."""
+    eigenvectors of one cluster, or if it pairs eigenvectors of a cluster with eigenvalues of it
+    weighted unequally (gw varies inside the cluster while m's symmetric in-cluster part does
+    not vanish): a loss such as V diag(f(w)) V^T, whose derivative there needs the divided
+    difference f'(w) between the pair, which no rule can recover from the cotangents."""
     mask = _close_mask(w)
     k = mask.shape[-1]
     if k > 1 and np.count_nonzero(mask) > mask.size // k:       # more than the diagonal
         off = mask & ~np.eye(k, dtype=bool)
-        idx = _violations(_anti(m), off, _scale(m))
+        scale = _scale(m)
+        idx, why = _violations(_anti(m), off, scale), _BASIS
+        if idx is None and gw is not None:
+            gw = np.asarray(gw)
+            eps = np.finfo(gw.dtype).eps
+            gscale = np.abs(gw).max(axis=-1, keepdims=True)[..., None] if gw.size else 0.0
+            spread = np.abs(gw[..., None, :] - gw[..., :, None]) > np.sqrt(eps) * gscale
+            idx = _violations(np.where(spread, (m + np.swapaxes(m, -1, -2)) * 0.5, 0.0),
+                              off, scale)
+            why = _PAIRED
         if idx is not None:
-            _raise_pair("eigh", "w", np.asarray(w), _strip_lead(idx, w), _tol(w))
+            _raise_pair("eigh", "w", np.asarray(w), _strip_lead(idx, w), _tol(w), why)
     return mask
 
 
@@ -212,7 +230,7 @@ def _eigh_vjp(n, gs):
     if gv is None:          # V diag(gw) V^T: symmetric (to rounding) without sym()
         return (None,) if gw is None else (matmul_(mul_(v, _row(gw)), _swap(v)),)
     m = matmul_(_swap(v), gv)
-    mask = nondiff_(_eigh_check, (w, m))
+    mask = nondiff_(_eigh_check, (w, m) if gw is None else (w, m, gw))
     inner = mul_(_masked_inv(_pair_diff(w, -1), mask), m)
     if gw is not None:
         inner = add_(inner, mul_(_col(gw), _eye(_shape(w)[-1], w)))
