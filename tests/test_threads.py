@@ -7,6 +7,7 @@ import threading
 import warnings
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import graphad as ga
 
@@ -52,7 +53,19 @@ def _compile_job(rng, compiled=ga.compile(ga.grad(lambda v: ga.sum(ga.tanh(v) * 
     return np.allclose(compiled(x), t + x * (1 - t * t), rtol=1e-12, atol=1e-12)
 
 
-JOBS = [_grad_job, _backward_job, _jvp_job, _hvp_job, _no_grad_job]
+_B = np.random.default_rng(5).standard_normal((160, 160)) / 16
+
+
+def _big_job(rng):
+    # big enough that the kernels release the GIL (>= 16k elements, m n k >= 128k): the
+    # sweeps of other threads then run inside this one's kernels
+    x = rng.standard_normal((160, 160))
+    g = ga.grad(lambda a: ga.sum(ga.tanh(_B @ a) * a))(x)
+    t = np.tanh(_B @ x)
+    return np.allclose(g, t + _B.T @ ((1 - t * t) * x), rtol=1e-11, atol=1e-11)
+
+
+JOBS = [_grad_job, _backward_job, _jvp_job, _hvp_job, _no_grad_job, _big_job]
 
 
 def _run_threads(jobs, n_threads, n_iter):
@@ -78,7 +91,10 @@ def _run_threads(jobs, n_threads, n_iter):
 def test_concurrent_differentiation_is_correct():
     """Regression: 4 threads each differentiating its own graph got wrong gradients (361 of
     20,000) and 'does not require grad' errors (1,059), and grad mode could stay off."""
-    wrong, errors = _run_threads(JOBS, n_threads=4, n_iter=400)
+    # one BLAS thread per caller, as OpenBLAS asks of multi-threaded programs: with its own
+    # pool as well, four callers' GEMMs contend (measured 30x slower here)
+    with threadpool_limits(1):
+        wrong, errors = _run_threads(JOBS, n_threads=4, n_iter=400)
     assert errors == [] and wrong == 0
     assert ga.is_grad_enabled()
 
