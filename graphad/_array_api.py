@@ -222,13 +222,14 @@ def std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NO
 # Stacking and splitting
 
 def atleast_1d(*arys):
-    res = [S.reshape(a, (1,)) if _ndim(a) == 0 else a for a in map(stacked, arys)]
+    res = [S.reshape(a, (1,)) if _ndim(a) == 0 else a
+           for a in (_arr(a, "atleast_1d") for a in arys)]
     return res[0] if len(res) == 1 else tuple(res)
 
 
 def atleast_2d(*arys):
     res = []
-    for a in map(stacked, arys):
+    for a in (_arr(a, "atleast_2d") for a in arys):
         nd = _ndim(a)
         res.append(S.reshape(a, (1,) * (2 - nd) + _shape(a)) if nd < 2 else a)
     return res[0] if len(res) == 1 else tuple(res)
@@ -237,7 +238,7 @@ def atleast_2d(*arys):
 def atleast_3d(*arys):
     """NumPy's atleast_3d: a scalar -> (1, 1, 1), (N,) -> (1, N, 1), (M, N) -> (M, N, 1)."""
     res = []
-    for a in map(stacked, arys):
+    for a in (_arr(a, "atleast_3d") for a in arys):
         s = _shape(a)
         if len(s) == 0:
             a = S.reshape(a, (1, 1, 1))
@@ -364,7 +365,11 @@ def repeat(a, repeats, axis=None):
         k = ax % len(s)
         y = S.broadcast_to(S.expand_dims(x, k + 1), s[:k + 1] + (r,) + s[k + 1:])
         return S.reshape(y, s[:k] + (n * r,) + s[k + 1:])
-    idx = np.repeat(np.arange(n), repeats)      # NumPy checks the lengths and signs
+    try:
+        idx = np.repeat(np.arange(n), repeats)      # NumPy checks the lengths and signs
+    except ValueError as e:
+        raise ValueError(f"repeat: {e} (an axis of length {n}, {np.size(repeats)} "
+                         f"repeats)") from None
     return _slice_axis(x, ax, idx)
 
 
@@ -414,7 +419,7 @@ def moveaxis(a, source, destination):
 def flip(m, axis=None):
     x = stacked(m)
     nd = _ndim(x)
-    axes = [k % nd for k in norm_axes(axis, nd, "flip")] if nd else []
+    axes = [k % nd for k in norm_axes(axis, nd, "flip")]      # AxisError for an axis of a 0-d
     return S.getitem(x, tuple(slice(None, None, -1) if k in axes else slice(None)
                               for k in range(nd)))
 
@@ -488,7 +493,10 @@ def pad(array, pad_width, mode="constant", **kwargs):
                          f"'constant', {', '.join(repr(m) for m in _PAD_BY_INDEX)})")
     for k in range(nd):
         if pw[k].any():
-            src = np.pad(np.arange(_shape(x)[k]), pw[k], mode=mode, **kwargs)
+            try:
+                src = np.pad(np.arange(_shape(x)[k]), pw[k], mode=mode, **kwargs)
+            except ValueError as e:
+                raise ValueError(f"pad: {e}".replace("axis 0", f"axis {k}")) from None
             x = _slice_axis(x, k, src)
     return x
 
@@ -596,6 +604,11 @@ def diff(a, n=1, axis=-1, prepend=_NOVALUE, append=_NOVALUE):
     if nd == 0:
         raise ValueError("diff requires input that is at least one dimensional")
     k = axis_index(axis, nd, "diff")
+    if _val(x).dtype == np.bool_ and not any(isinstance(stacked(v), Tensor)
+                                             for v in (prepend, append) if v is not _NOVALUE):
+        # NumPy's diff of booleans is not_equal (True where an entry changes): no derivative
+        return apply(E.P_NONDIFF, (x,), functools.partial(_bool_diff, int(n), k, prepend,
+                                                           append))
     parts = []
     for v, first in ((prepend, True), (append, False)):
         if v is _NOVALUE:
@@ -613,6 +626,11 @@ def diff(a, n=1, axis=-1, prepend=_NOVALUE, append=_NOVALUE):
         m = _shape(x)[k]
         x = E.subtract(_slice_axis(x, k, slice(1, None)), _slice_axis(x, k, slice(0, max(m - 1, 0))))
     return x
+
+
+def _bool_diff(n, axis, prepend, append, x):
+    kw = {k: v for k, v in (("prepend", prepend), ("append", append)) if v is not _NOVALUE}
+    return np.diff(x, n, axis, **kw)
 
 
 # take_along_axis(x, idx): y = x gathered along a (negative) axis by the integer array idx (an
@@ -657,6 +675,19 @@ def take_along_axis(arr, indices, axis=-1):
     if idx.ndim != _ndim(x):
         raise ValueError("take_along_axis: `indices` and `arr` must have the same number of "
                          "dimensions")
+    shape = _shape(x)
+    n = shape[ax]
+    if idx.size and (idx.min() < -n or idx.max() >= n):
+        bad = idx.max() if idx.max() >= n else idx.min()
+        raise IndexError(f"take_along_axis: index {bad} is out of bounds for axis "
+                         f"{ax % len(shape)} with size {n}")
+    try:
+        np.broadcast_shapes(tuple(1 if k == ax % len(shape) else s for k, s in enumerate(shape)),
+                            tuple(1 if k == ax % len(shape) else s
+                                  for k, s in enumerate(idx.shape)))
+    except ValueError:
+        raise IndexError(f"take_along_axis: indices of shape {idx.shape} do not broadcast "
+                         f"with an array of shape {shape} off axis {ax % len(shape)}") from None
     return apply(P_TAKE_ALONG, (x, idx), ax)
 
 

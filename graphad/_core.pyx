@@ -217,9 +217,8 @@ cdef object forward(Prim p, object params, tuple raw):
     if p.kernel == 2:
         try:
             return K.binary(p.code, raw[0], raw[1])
-        except ValueError:
-            raise ValueError(f"{p.name}: operands could not be broadcast together with shapes "
-                             f"{_shape_of(raw[0])} and {_shape_of(raw[1])}") from None
+        except ValueError as e:
+            _broadcast_error(p, raw, e)
     if p.kernel == 1:
         return K.unary(p.code, raw[0])
     if p.kernel == 3:               # matmul, the BLAS kernel (p.fwd names the shapes on error)
@@ -227,7 +226,27 @@ cdef object forward(Prim p, object params, tuple raw):
             return K.matmul(raw[0], raw[1])
         except ValueError:
             pass
-    return p.fwd(params, *raw)
+    if not p.broadcasts:
+        return p.fwd(params, *raw)
+    try:
+        return p.fwd(params, *raw)
+    except ValueError as e:
+        if type(e) is not ValueError or str(e).startswith(p.name + ":"):
+            raise                   # LinAlgError, AxisError, or already named by the forward
+        _broadcast_error(p, raw, e)
+
+
+cdef void _broadcast_error(Prim p, tuple raw, object e) except *:
+    """A broadcasting primitive's (unnamed) ValueError, named: a broadcast failure where the
+    operands' shapes do not broadcast, else NumPy's own reason (integers to a negative integer
+    power)."""
+    shapes = [_shape_of(r) for r in raw]
+    try:
+        np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(f"{p.name}: operands could not be broadcast together with shapes "
+                         f"{' and '.join(map(str, shapes))}") from None
+    raise ValueError(f"{p.name}: {e}") from None
 
 
 cdef list _input_tangents(tuple args):

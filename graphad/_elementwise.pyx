@@ -407,7 +407,13 @@ P_TRUNC = _zero_deriv("trunc", np.trunc)
 P_RINT = _zero_deriv("rint", np.rint)
 
 # round to `decimals` places (NumPy's round: half to even); zero derivative
-P_ROUND = defprim("round", lambda decimals, x: np.asarray(np.round(x, decimals)),
+def _round_fwd(decimals, x):
+    x = np.asarray(x)
+    if decimals != 0 and x.dtype == np.bool_:     # NumPy scales by 10^decimals in x's dtype
+        x = x.astype(np.float64)
+    return np.asarray(np.round(x, decimals))
+
+P_ROUND = defprim("round", _round_fwd,
                   lambda n, g: (np.zeros_like(raw(g)),), lambda n, t: None)
 
 

@@ -150,8 +150,11 @@ _NP_UNARY = (np.negative, np.exp, np.log, np.log1p, np.sin, np.cos, np.tan, np.t
 
 
 cdef inline bint _is_float_array(object x):
+    """A float64/float32 array in the machine's byte order (the kernels read its memory as
+    double/float: a byte-swapped one, '>f8' here, goes to NumPy)."""
     return cnp.PyArray_Check(x) and (cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE or
-                                     cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT)
+                                     cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_FLOAT) and \
+        cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x)
 
 
 cdef inline bint _is_pyscalar(object x):
@@ -850,6 +853,8 @@ cdef object _gemm_batched(object A, object B):
     cdef char *pb
     cdef char *pc
     batch = np.broadcast_shapes(A.shape[:-2], B.shape[:-2])
+    if 0 in batch:                  # an empty batch: no matrix to read (A[first] is not there)
+        return np.zeros(batch + (A.shape[-2], B.shape[-1]), dtype=A.dtype)
     A = np.broadcast_to(A, batch + A.shape[-2:])
     B = np.broadcast_to(B, batch + B.shape[-2:])
     first = (0,) * len(batch)
@@ -1095,7 +1100,7 @@ cdef void _check_update(str name, cnp.ndarray p, list others) except *:
     for o in others:
         if o is None:
             continue
-        if not (cnp.PyArray_Check(o) and cnp.PyArray_TYPE(<cnp.ndarray>o) == cnp.PyArray_TYPE(p)
+        if not (_is_float_array(o) and cnp.PyArray_TYPE(<cnp.ndarray>o) == cnp.PyArray_TYPE(p)
                 and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>o)
                 and cnp.PyArray_SIZE(<cnp.ndarray>o) == cnp.PyArray_SIZE(p)):
             raise ValueError(f"{name}: a gradient or state buffer of shape {np.shape(o)} and "

@@ -49,6 +49,16 @@ def _plain(v):
     return v.numpy() if isinstance(v, Tensor) else np.asarray(v)
 
 
+def _real(v, what, name):
+    """Refuse complex values (and non-numbers) clearly, as graphad's functions do."""
+    kind = np.asarray(v.data if isinstance(v, Tensor) else v).dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name}: complex {what} is not supported")
+    if kind not in "biuf":
+        raise TypeError(f"{name}: {what} must be real numbers, got dtype "
+                        f"{np.asarray(v.data if isinstance(v, Tensor) else v).dtype}")
+
+
 class Functional:
     """J[y] = int F(y, y', x) dx discretized on the grid x with y(x[0]) = ya, y(x[-1]) = yb:
     a function of the interior values y[1:-1] (see the module docstring)."""
@@ -56,6 +66,7 @@ class Functional:
     def __init__(self, F, x, ya, yb, rule="midpoint"):
         if rule not in _RULES:
             raise ValueError(f"functional: rule must be one of {sorted(_RULES)}, got {rule!r}")
+        _real(x, "grid x", "functional")
         x = np.asarray(x)
         if x.dtype.kind != "f":
             x = x.astype(np.float64)
@@ -85,6 +96,7 @@ class Functional:
         return np.concatenate([[self.ya], np.asarray(y, self.x.dtype), [self.yb]])
 
     def _check(self, y):
+        _real(y, "interior values y", "functional")
         if np.shape(y) != (self.n,):
             raise ValueError(f"functional: expected the {self.n} interior values, shape "
                              f"({self.n},), got shape {np.shape(y)}")
@@ -158,6 +170,7 @@ def euler_lagrange(F, y, x):
     elementwise with graphad functions, F(y, yp, x) as in the module docstring.  The total
     derivative d/dx dF/dy'(y(x), y'(x), x) is differentiated through y and y'."""
     from graphad.transforms import grad
+    _real(x, "points x", "euler_lagrange")
     x = np.asarray(x)
     if x.dtype.kind != "f":
         x = x.astype(np.float64)

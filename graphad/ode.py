@@ -533,8 +533,8 @@ def odeint(func, y0, t, *params, method="rk4", adjoint=True, substeps=1, rtol=No
     if t.size > 1 and not (np.all(dt > 0) or np.all(dt < 0)):
         raise ValueError("odeint: t must be strictly increasing or strictly decreasing")
     dtype = _check_float("y0", y0)
-    if not isinstance(y0, Tensor):
-        y0 = np.asarray(y0, dtype=dtype if dtype.kind == "f" else np.float64)
+    if not isinstance(y0, Tensor):       # integers in float64; '>f8' in the native byte order
+        y0 = np.asarray(y0, dtype=dtype.newbyteorder("=") if dtype.kind == "f" else np.float64)
     elif dtype.kind != "f":
         y0 = y0.astype(np.float64)
     dtype = np.asarray(_raw(y0)).dtype

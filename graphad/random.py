@@ -138,8 +138,18 @@ def _sample_shape(name, size, *params):
 
 
 def _sample_dtype(*params):
+    """float32 parameters give float32 samples; any other (float16, integers, a byte-swapped
+    float64) float64: the dtypes of NumPy's Generator streams."""
     dt = np.result_type(*[_raw(p) for p in params])
-    return dt if dt.kind == "f" else np.dtype(np.float64)
+    return np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
+
+
+def _in_dtype(x, dt):
+    """A parameter in the samples' dtype (a float16 low is not to round high - low), a Python
+    number left weak."""
+    if type(x) is float or np.dtype(_raw(x).dtype) == dt:
+        return x
+    return _elementwise.astype(x, dt)
 
 
 def normal(mu=0.0, sigma=1.0, size=None, rng=None):
@@ -151,7 +161,9 @@ def normal(mu=0.0, sigma=1.0, size=None, rng=None):
     if np.any(_raw(sigma) < 0):
         raise ValueError("normal: sigma < 0")
     shape = _sample_shape("normal", size, mu, sigma)
-    eps = _noise("normal", shape, _sample_dtype(mu, sigma), _generator(rng, "normal"))
+    dt = _sample_dtype(mu, sigma)
+    mu, sigma = _in_dtype(mu, dt), _in_dtype(sigma, dt)
+    eps = _noise("normal", shape, dt, _generator(rng, "normal"))
     # x = mu + sigma eps;  dx = dmu + eps dsigma
     return mu + sigma * eps
 
@@ -159,10 +171,16 @@ def normal(mu=0.0, sigma=1.0, size=None, rng=None):
 def uniform(low=0.0, high=1.0, size=None, rng=None):
     """Samples of U[low, high) as low + (high - low) * eps, eps ~ U[0, 1) drawn from rng: a
     Tensor differentiable with respect to low and high.  NumPy's Generator.uniform(low, high,
-    size) with reparameterized gradients (the same numbers for the same seed)."""
+    size) with reparameterized gradients (the same numbers for the same seed); high < low
+    raises ValueError as in NumPy."""
     low, high = _param(low, "uniform", "low"), _param(high, "uniform", "high")
+    with np.errstate(invalid="ignore"):
+        if np.any(np.subtract(_raw(high), _raw(low)) < 0):
+            raise ValueError("uniform: high - low < 0 (NumPy's Generator.uniform refuses it)")
     shape = _sample_shape("uniform", size, low, high)
-    eps = _noise("uniform", shape, _sample_dtype(low, high), _generator(rng, "uniform"))
+    dt = _sample_dtype(low, high)
+    low, high = _in_dtype(low, dt), _in_dtype(high, dt)
+    eps = _noise("uniform", shape, dt, _generator(rng, "uniform"))
     # x = low + (high - low) eps;  dx = (1 - eps) dlow + eps dhigh
     return low + (high - low) * eps
 
@@ -174,6 +192,8 @@ def sphere(n, size=None, rng=None, dtype=np.float64):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"sphere: n must be a positive integer, got {n!r}")
     dtype = np.dtype(dtype)
+    if dtype.kind == "f" and not dtype.isnative:          # '>f8': the same numbers, native
+        dtype = dtype.newbyteorder("=")
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"sphere: dtype must be float32 or float64, got {dtype}")
     if size is None:
@@ -187,8 +207,11 @@ def sphere(n, size=None, rng=None, dtype=np.float64):
 def normal_logpdf(x, mu, sigma):
     """log N(x; mu, sigma^2), elementwise, differentiable in x, mu and sigma."""
     from graphad import _ops
-    r = (x - mu) / sigma
-    return -0.5 * r * r - _ops.log(sigma) - 0.5 * np.log(2.0 * np.pi)
+    x, mu = _param(x, "normal_logpdf", "x"), _param(mu, "normal_logpdf", "mu")
+    sigma = _param(sigma, "normal_logpdf", "sigma")
+    r = _ops.divide(_ops.subtract(x, mu), sigma)      # graphad's ops: named shape errors
+    return _ops.subtract(_ops.multiply(_ops.square(r), -0.5),
+                         _ops.add(_ops.log(sigma), 0.5 * np.log(2.0 * np.pi)))
 
 
 def _uniform_logpdf(x, low, high):
@@ -227,12 +250,14 @@ _SAMPLERS = {"normal": normal, "uniform": uniform}
 _LOGPDFS = {"normal": normal_logpdf, "uniform": _uniform_logpdf}
 
 
-def _per_sample_params(params, n):
+def _per_sample_params(params, n, name):
     """Each parameter repeated once per sample: shape (n,) + (1,) * k + p.shape, aligned with
     the samples' shape (n,) + event, so that the gradient of a sum over the samples with
     respect to the repeated parameter holds each sample's own gradient."""
-    params = [np.asarray(p.numpy() if isinstance(p, Tensor) else p) for p in params]
-    params = [p if p.dtype.kind == "f" else p.astype(np.float64) for p in params]
+    # real parameters, in the samples' dtype (a Python number weak, as in normal(mu, 0.5))
+    params = [_param(p, name, "parameter") for p in params]
+    dt = _sample_dtype(*params)
+    params = [np.asarray(p.numpy() if isinstance(p, Tensor) else p, dtype=dt) for p in params]
     event = np.broadcast_shapes(*[p.shape for p in params])
     rep = [np.broadcast_to(p.reshape((1,) * (len(event) - p.ndim + 1) + p.shape),
                            (n,) + (1,) * (len(event) - p.ndim) + p.shape).copy()
@@ -264,7 +289,7 @@ def reparam_grad(f, params, n, dist="normal", rng=None):
     from graphad.transforms import value_and_grad
     sample = _SAMPLERS[dist] if isinstance(dist, str) else dist
     rng = _generator(rng, "reparam_grad")
-    params, event, rep = _per_sample_params(params, n)
+    params, event, rep = _per_sample_params(params, n, "reparam_grad")
     values = {}
 
     def total(*ps):
@@ -300,7 +325,7 @@ def score_function_grad(f, params, n, dist="normal", rng=None, baseline=None):
     else:
         sample, logpdf = dist
     rng = _generator(rng, "score_function_grad")
-    params, event, rep = _per_sample_params(params, n)
+    params, event, rep = _per_sample_params(params, n, "score_function_grad")
     with _core.no_grad():
         x = sample(*params, size=(n,) + event, rng=rng)
     x = x.numpy() if isinstance(x, Tensor) else np.asarray(x)

@@ -21,5 +21,6 @@ from graphad.linalg._cholesky import *
 from graphad.linalg._factor import *
 from graphad.linalg._functions import *
 from graphad.linalg._spectral import *
+from graphad.linalg._spectral import NonDifferentiableError   # a name, not in __all__ (functions)
 
 __all__ = _factor.__all__ + _spectral.__all__ + _cholesky.__all__ + _functions.__all__
