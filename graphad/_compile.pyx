@@ -1,34 +1,44 @@
 # cython: language_level=3
-"""The trace recorder and the replay loop behind graphad.compile.
+"""The trace recorder and the flat program behind graphad.compile.
 
 Tracing runs the function once, eagerly, with a Tracer installed in the engine (_core.set_tracer).
 The Tracer keeps, in program order,
 
   FWD     every primitive applied to Tensors: (out Tensor, primitive, inputs, parameters);
-  SWEEP   every plain reverse or forward sweep, which it runs itself with the graph kept (a
-          recorded sweep, create_graph or nested forward mode, is made of primitives, which
-          it keeps as FWD instead);
+  GRAD    a reverse sweep's cotangent for a leaf, accumulated into its `.grad`;
+  RESULT  a sweep's results (the cotangents of its sources, the tangents of its outputs);
   EFFECT  every state change the program makes outside the graph: zero_grad, an optimizer's
-          in-place update, a learning-rate schedule (graphad.compile.effect records them).
+          in-place update, a learning-rate schedule (graphad.compile.effect records them);
+  SWEEP   a sweep that could not be traced flat (see below), rerun as a whole on the kept graph.
 
-The recorded nodes are the program: they stay alive between calls, and a replay writes each
-node's new value into the same Tensor (`out.data = fwd(params, *inputs)`), so the VJP and JVP
-rules, which read a node's inputs and output through the node, run unchanged during the replayed
-sweeps.  The inputs of the traced call are bound by identity: an input array that a primitive
-received directly (or a constant Tensor passed as an argument) becomes a proxy Tensor whose
-value is replaced on every call, a leaf made over an input array (a transform's source) is
-rebound, and an input array inside a primitive's parameters (integer indices) is substituted.
-The sweeps are replayed by the engine's own reverse_sweep / forward_sweep on the kept graph
-(with retain_graph), so `.grad` accumulation, un-broadcasting and the sources' results follow
-exactly the eager rules.  No Tensor is created and no public function, shape
-check or broadcasting decision runs again: what remains per primitive is its forward kernel and,
-in the sweeps, its rules.  After a call every node's value is released, so that the buffers
-return to the kernels' cache (_kernels.new_array) and the next call reuses them.
+Sweeps are traced flat.  A reverse or forward sweep runs as a recorded one (create_graph: its
+rules see Tensors), so that the primitives the rules apply (through mul_, matmul_, call, ...)
+are recorded as FWD instructions like those of the forward pass.  The sweep's results and `.grad` updates become RESULT and GRAD instructions.
+So the program is one flat list of forward kernels, in the order the trace ran them (a
+topological order, found once, by the trace itself), and a replay runs no sweep, no sort and
+no rule: per instruction it calls the primitive's forward (an elementwise or product kernel
+directly) and stores the result as the node's value.  A sweep through something a flat trace
+cannot record (a custom rule, which computes with the user's functions; a rule that reads a
+value into Python) is rolled back and kept as a SWEEP instead, rerun by the engine's own
+reverse_sweep / forward_sweep over the kept graph, as before.
+
+The recorded nodes stay alive between calls, and a replay writes each node's new value into
+the same Tensor.  The inputs of the traced call are bound by identity: an input array that a
+primitive received directly (or a constant Tensor passed as an argument) becomes a proxy
+Tensor whose value is replaced on every call, a leaf made over an input array (a transform's
+source) is rebound, an input array inside a primitive's parameters (integer indices) is
+substituted, and an array that was a node's value when traced stands for that node.  After a
+call every node's value is released, so that the buffers return to the kernels' cache
+(_kernels.new_array) and the next call reuses them.
 """
 import numpy as np
 cimport numpy as cnp
 from graphad._core cimport Prim, Tensor, as_outputs, forward, unwrap_args, wrap
+from graphad cimport _kernels as K
 from graphad import _core
+from graphad._shape import P_TRANSPOSE
+
+cdef Prim _P_TRANSPOSE = P_TRANSPOSE, _P_SUM_ROWS = _core.P_SUM_ROWS
 
 cnp.import_array()
 
@@ -36,6 +46,19 @@ cdef enum:
     FWD = 0
     SWEEP = 1
     EFFECT = 2
+    GRAD = 3
+    RESULT = 4
+    ZERO = 5
+
+# replays that ran the flat path (a program without SWEEP instructions), for the tests
+cdef long flat_replays = 0
+cdef long sweep_replays = 0
+
+
+def replay_counts():
+    """(flat replays, replays that reran a sweep) since import."""
+    return flat_replays, sweep_replays
+
 
 
 # ----------------------------------------------------------------------------------------------
@@ -49,6 +72,11 @@ cdef class Tracer:
     cdef public dict known          # id -> Tensor: the traced values (nodes, Tensor arguments,
                                     # comparisons of them), whose reads into Python are frozen
     cdef public dict constants      # id -> array: NumPy results marked the same on every call
+    cdef public bint flat           # a sweep is being traced flat (reads roll it back)
+    cdef public long reads          # values read into Python (or frozen) during flat sweeps
+    cdef public long n_flat         # sweeps traced flat / kept as SWEEP
+    cdef public long n_kept
+    cdef public set input_ids       # ids of the traced call's input arrays
 
     def __init__(self):
         self.code = []
@@ -56,6 +84,10 @@ cdef class Tracer:
         self.sweep_results = []
         self.known = {}
         self.constants = {}
+        self.flat = False
+        self.reads = 0
+        self.n_flat = self.n_kept = 0
+        self.input_ids = set()
 
     def record(self, Prim p, tuple args, object params, Tensor out):
         self.code.append((FWD, out, p, args, params))
@@ -70,6 +102,10 @@ cdef class Tracer:
         self.code.append((EFFECT, fn, args))
 
     def sweep(self, fn, tuple args):
+        if self.flat:
+            # a sweep inside a rule (a custom rule, an ODE solve): the outer sweep is not
+            # traced flat but rerun as a whole
+            self.reads += 1
         if (fn is _core.reverse_sweep and args[3]) or (fn is _core.forward_sweep and args[4]):
             # a recorded sweep (create_graph, nested forward mode) is made of primitives: it
             # runs with the recorder on, so that the program holds the nodes it makes and
@@ -78,6 +114,12 @@ cdef class Tracer:
                 self.unsupported = ("backward(create_graph=True) into .grad (use ga.grad / "
                                     "ga.vjp, whose results the program can recompute)")
             return _core.run_traced(fn, args)
+        if not self.flat and not self._input_params():
+            res = self._flat_sweep(fn, args)
+            if res is not _ROLLED_BACK:
+                self.n_flat += 1
+                return res
+        self.n_kept += 1
         prev = _core.set_tracer(None)
         try:
             res = _contiguous(fn(*args))
@@ -86,6 +128,141 @@ cdef class Tracer:
         self.code.append((SWEEP, fn, args, len(self.sweep_results)))
         self.sweep_results.append(res)
         return res
+
+    cdef object _flat_sweep(self, fn, tuple args):
+        """Run a plain sweep with its rules recorded (see the module docstring); returns its
+        result as the plain sweep would, or _ROLLED_BACK (nothing recorded) when a rule did
+        something the program cannot recompute."""
+        cdef Py_ssize_t mark = len(self.code)
+        cdef long reads = self.reads
+        cdef Py_ssize_t n_results = len(self.sweep_results)
+        unsupported = self.unsupported
+        if fn is _core.reverse_sweep:
+            roots, seeds, retain, _, sources, nlead = args
+            call = lambda: _core.reverse_sweep(roots, seeds, True, True, sources, nlead, True)
+        else:
+            inputs, tangents, outputs, nlead, _ = args
+            call = lambda: _core.forward_sweep(inputs, tangents, outputs, nlead, True, True)
+        self.flat = True
+        try:
+            res = _core.run_traced(call, ())
+        except Exception:
+            res = _ROLLED_BACK          # the plain sweep below raises it again, if it is real
+        finally:
+            self.flat = False
+        if res is _ROLLED_BACK or self.reads != reads or self.unsupported is not unsupported:
+            del self.code[mark:]
+            del self.sweep_results[n_results:]
+            self.unsupported = unsupported
+            return _ROLLED_BACK
+        if fn is _core.reverse_sweep and sources is None:
+            shared = self._shared()
+            for p, g in res:                    # into .grad, as the plain sweep would
+                copy = _needs_copy(g, shared)
+                _accumulate_grad(<Tensor>p, g, copy)
+                self.code.append((GRAD, p, g, copy))
+            return None
+        shared = self._shared()
+        srcs = []
+        values = []
+        for r in res:
+            if r is None:
+                srcs.append(None)
+                values.append(None)
+                continue
+            copy = _needs_copy(r, shared)
+            srcs.append((r, copy))
+            values.append(_value_of(r, copy))
+        k = len(self.sweep_results)
+        self.code.append((RESULT, srcs, k))
+        self.sweep_results.append(values)
+        return values
+
+    cdef bint _input_params(self):
+        """Whether a node of the graph holds an input array in its parameters (integer indices):
+        a rule may derive values from them in Python, which a flat trace would freeze, so its
+        sweeps are rerun as a whole (the node's parameters are rebound on every call)."""
+        if not self.input_ids:
+            return False
+        for ins in self.code:
+            if ins[0] == FWD and (<Tensor>ins[1]).prim is not None and \
+                    _holds(ins[4], self.input_ids):
+                return True
+        return False
+
+    cdef set _shared(self):
+        """ids of the arrays that are not a fresh buffer of one node: the raw operands of the
+        program's primitives, and values that several nodes hold (multi-output nodes and
+        their outputs, views)."""
+        cdef set seen = set()
+        cdef set shared = set()
+        cdef Tensor t
+        for ins in self.code:
+            if ins[0] != FWD:
+                continue
+            for a in <tuple>ins[3]:
+                if cnp.PyArray_Check(a):
+                    shared.add(id(a))
+            t = <Tensor>ins[1]
+            vals = t.data if type(t.data) is tuple else (t.data,)
+            for v in vals:
+                if id(v) in seen:
+                    shared.add(id(v))
+                seen.add(id(v))
+        return shared
+
+
+cdef object _ROLLED_BACK = object()
+
+
+cdef bint _holds(object v, set ids):
+    if cnp.PyArray_Check(v):
+        return id(v) in ids
+    if type(v) is tuple or type(v) is list:
+        for x in v:
+            if _holds(x, ids):
+                return True
+    return False
+
+
+cdef bint _needs_copy(object g, set shared):
+    """Whether a sweep's result g (a node of the program, or an array) must be copied on every
+    replay to be the caller's own fresh array, as the plain sweep's results are."""
+    if type(g) is not Tensor:
+        return True                             # a seed passed through, a constant
+    v = (<Tensor>g).data
+    if not cnp.PyArray_CheckExact(v) or id(v) in shared:
+        return True
+    cdef cnp.ndarray a = <cnp.ndarray>v
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a) or not cnp.PyArray_ISWRITEABLE(a):
+        return True
+    base = cnp.PyArray_BASE(a)
+    return base != NULL and cnp.PyArray_Check(<object>base)        # a view of another array
+
+
+cdef object _value_of(object g, bint copy):
+    v = (<Tensor>g).data if type(g) is Tensor else g
+    if copy:
+        return np.array(v, copy=True, order="C")
+    return v
+
+
+cdef object _add = None
+
+
+cdef void _accumulate_grad(Tensor p, object g, bint copy) except *:
+    """p.grad += g's value, as the plain reverse sweep does for a leaf."""
+    global _add
+    v = _value_of(g, copy)
+    if p.grad is None:
+        p.grad = v
+    elif type(p.grad) is Tensor:
+        if _add is None:
+            from graphad._ops import add as _add_fn
+            _add = _add_fn
+        p.grad = _add(p.grad, v)
+    else:
+        p.grad = K.accumulate(p.grad, v)
 
 
 cdef object _contiguous(object res):
@@ -146,13 +323,33 @@ cdef object _build(object t, list inputs):
 # ----------------------------------------------------------------------------------------------
 # the program
 
+cdef class Instr:
+    """One instruction of a Program (see the module docstring for the kinds)."""
+    cdef int kind
+    cdef int fast          # FWD: 1 / 2 unary / binary C kernel, 3 matmul, 4 sum_rows,
+                           # 5 a matrix's transpose, 0 any other forward
+    cdef Tensor out        # FWD: the node; GRAD / ZERO: the leaf
+    cdef Prim p
+    cdef tuple args        # FWD: the inputs (Tensors, constants); EFFECT / SWEEP: fn's arguments
+    cdef object params
+    cdef Subst sub         # input arrays inside params (FWD) or a sweep's arguments (SWEEP)
+    cdef object fn         # EFFECT / SWEEP
+    cdef object src        # GRAD: the cotangent (a node or an array); RESULT: [(src, copy)]
+    cdef Py_ssize_t k      # SWEEP / RESULT: index of the results
+    cdef bint copy
+
+
+cdef inline object _val(object a):
+    return (<Tensor>a).data if type(a) is Tensor else a
+
+
 cdef class Program:
-    """A traced function's primitives, sweeps and effects, replayed on new inputs."""
-    cdef list code              # as recorded, with inputs bound (see bind)
+    """A traced function as a flat list of instructions, replayed on new inputs."""
+    cdef list code              # of Instr, in program order, with inputs bound (see __init__)
     cdef list rebind            # [(Tensor, input index)]: leaves and proxies over an input
     cdef list nodes             # every FWD output, released after a call
-    cdef public Py_ssize_t n_fwd, n_sweeps, n_effects
-    cdef list results           # the sweeps' results of the call running now
+    cdef public Py_ssize_t n_fwd, n_sweeps, n_effects, n_results
+    cdef public bint is_flat    # no SWEEP instruction
 
     def __init__(self, Tracer tracer, list inputs, dict tensor_inputs=None):
         """inputs: the traced call's arrays (None where an argument is not one); tensor_inputs:
@@ -161,11 +358,14 @@ cdef class Program:
         cdef dict index = {}
         cdef dict proxies = {}
         cdef dict produced = {}
+        cdef dict node_data = {}    # id of a value -> the node (without grad) that holds it
         cdef Tensor t, out
+        cdef Prim p
+        cdef Instr I
         self.code = []
         self.rebind = []
         self.nodes = []
-        self.n_fwd = self.n_sweeps = self.n_effects = 0
+        self.n_fwd = self.n_sweeps = self.n_effects = self.n_results = 0
         for i, x in enumerate(inputs):
             if x is not None:
                 index[id(x)] = i
@@ -186,35 +386,61 @@ cdef class Program:
                 if i is not None:
                     self.rebind.append((a, i))
 
+        def bind(a):
+            """An operand as the program holds it."""
+            if type(a) is Tensor:
+                if id(a) in tensor_inputs:
+                    return proxy(tensor_inputs[id(a)], (<Tensor>a).data)
+                bind_tensor(a)
+                return a
+            if cnp.PyArray_Check(a):
+                if id(a) in index:
+                    return proxy(index[id(a)], a)
+                # a value of a node taken as an array (a sweep's result used again): the node
+                n = node_data.get(id(a))
+                if n is not None:
+                    return n
+            return a
+
         def bind_args(tuple args):
             cdef list items = None
             for k in range(len(args)):
                 a = args[k]
-                if type(a) is Tensor and id(a) in tensor_inputs:
-                    i = tensor_inputs[id(a)]
-                    a = proxy(i, (<Tensor>a).data)
-                elif type(a) is Tensor:
-                    bind_tensor(a)
-                    continue
-                elif cnp.PyArray_Check(a) and id(a) in index:
-                    a = proxy(index[id(a)], a)
-                else:
+                b = bind(a)
+                if b is a:
                     continue
                 if items is None:
                     items = list(args)
-                items[k] = a
+                items[k] = b
             return args if items is None else tuple(items)
 
         for ins in tracer.code:
             kind = ins[0]
+            I = Instr.__new__(Instr)
+            I.kind = kind
             if kind == FWD:
                 _, out, p, args, params = ins
                 new_args = bind_args(args)
                 if out.parents is args:
                     out.parents = new_args
                 sub = Subst(params, index)
-                self.code.append((FWD, out, p, new_args, params, sub if sub.any else None))
+                I.out, I.p, I.args, I.params = out, p, new_args, params
+                I.sub = sub if sub.any else None
+                I.fast = 0
+                if I.sub is None and not p.saves and not p.multiple:
+                    if p.kernel == 1 and len(new_args) == 1:
+                        I.fast = 1
+                    elif p.kernel == 2 and len(new_args) == 2:
+                        I.fast = 2
+                    elif p.kernel == 3 and len(new_args) == 2:
+                        I.fast = 3
+                    elif p is _P_SUM_ROWS:
+                        I.fast = 4
+                    elif p is _P_TRANSPOSE and params == (1, 0):
+                        I.fast = 5
                 produced[id(out)] = True
+                if not out.requires_grad and cnp.PyArray_Check(out.data):
+                    node_data[id(out.data)] = out
                 self.nodes.append(out)
                 self.n_fwd += 1
             elif kind == SWEEP:
@@ -225,52 +451,109 @@ cdef class Program:
                             if type(a) is Tensor:
                                 bind_tensor(a)
                 sub = Subst(args, index)
-                self.code.append((SWEEP, fn, args, sub if sub.any else None, k))
+                I.fn, I.args, I.k = fn, args, k
+                I.sub = sub if sub.any else None
                 self.n_sweeps += 1
+            elif kind == GRAD:
+                _, leaf, g, copy = ins
+                I.out, I.src, I.copy = leaf, bind(g), copy
+            elif kind == RESULT:
+                _, srcs, k = ins
+                I.src = [None if s is None else (bind(s[0]), s[1]) for s in srcs]
+                I.k = k
+                self.n_results = max(self.n_results, k + 1)
             else:
-                self.code.append(ins)
+                _, fn, args = ins
+                if fn is Tensor.zero_grad:
+                    I.kind = ZERO
+                    I.out = args[0]
+                else:
+                    I.fn, I.args = fn, args
                 self.n_effects += 1
+            self.code.append(I)
+        self.n_results = max(self.n_results, len(tracer.sweep_results))
+        self.is_flat = self.n_sweeps == 0
 
     def run(self, list inputs):
         """Replay on new inputs (of the traced shapes and dtypes); returns the sweeps' results."""
+        global flat_replays, sweep_replays
         cdef Tensor t
         cdef Prim p
+        cdef Instr I
         cdef tuple args
         cdef Py_ssize_t i
-        cdef list results = [None] * self.n_sweeps
+        cdef list results = [None] * self.n_results
         for t, i in self.rebind:
             t.data = inputs[i]
         try:
             for ins in self.code:
-                kind = ins[0]
-                if kind == FWD:
-                    t = <Tensor>ins[1]
-                    p = <Prim>ins[2]
-                    args = <tuple>ins[3]
-                    params = ins[4]
-                    if ins[5] is not None:
-                        params = (<Subst>ins[5]).build(inputs)
-                        if t.prim is not None:
-                            t.params = params
-                    res = forward(p, params, unwrap_args(args))
-                    if p.saves:
-                        res, saved = res
-                        t.saved = saved
-                    if p.multiple:
-                        t.data = as_outputs(res)
+                I = <Instr>ins
+                if I.kind == FWD:
+                    t = I.out
+                    p = I.p
+                    args = I.args
+                    if I.fast == 2:
+                        res = K.binary(p.code, _val(args[0]), _val(args[1]))
+                    elif I.fast == 1:
+                        res = K.unary(p.code, _val(args[0]))
+                    elif I.fast == 3:
+                        try:
+                            res = K.matmul(_val(args[0]), _val(args[1]))
+                        except ValueError:
+                            res = p.fwd(I.params, _val(args[0]), _val(args[1]))
+                    elif I.fast == 4:
+                        res = K.sum_rows(_val(args[0]))
+                    elif I.fast == 5:           # a matrix's transpose: a view
+                        res = cnp.PyArray_Transpose(<cnp.ndarray>_val(args[0]), NULL)
                     else:
-                        t.data = res if cnp.PyArray_CheckExact(res) else np.asarray(res)
-                elif kind == SWEEP:
-                    args = <tuple>ins[2]
-                    if ins[3] is not None:
-                        args = (<Subst>ins[3]).build(inputs)
-                    results[<Py_ssize_t>ins[4]] = _contiguous(ins[1](*args))
+                        params = I.params
+                        if I.sub is not None:
+                            params = I.sub.build(inputs)
+                            if t.prim is not None:
+                                t.params = params
+                        res = forward(p, params, unwrap_args(args))
+                        if p.saves:
+                            res, saved = res
+                            t.saved = saved
+                        if p.multiple:
+                            t.data = as_outputs(res)
+                            continue
+                    t.data = res if cnp.PyArray_CheckExact(res) else np.asarray(res)
+                elif I.kind == GRAD:
+                    _accumulate_grad(I.out, I.src, I.copy)
+                elif I.kind == ZERO:
+                    I.out.grad = None
+                elif I.kind == RESULT:
+                    results[I.k] = [None if s is None else _value_of(s[0], s[1])
+                                    for s in <list>I.src]
+                elif I.kind == SWEEP:
+                    args = I.args
+                    if I.sub is not None:
+                        args = I.sub.build(inputs)
+                    results[I.k] = _contiguous(I.fn(*args))
                 else:
-                    ins[1](*ins[2])
+                    I.fn(*I.args)
         except BaseException:
             self.release()
             raise
+        if self.is_flat:
+            flat_replays += 1
+        else:
+            sweep_replays += 1
         return results
+
+    def describe(self):
+        """The instructions as (kind, name) pairs: ("fwd", primitive), ("grad", ""), ("result",
+        ""), ("effect", function), ("zero_grad", ""), ("sweep", function)."""
+        cdef Instr I
+        kinds = {FWD: "fwd", SWEEP: "sweep", EFFECT: "effect", GRAD: "grad", RESULT: "result",
+                 ZERO: "zero_grad"}
+        out = []
+        for ins in self.code:
+            I = <Instr>ins
+            name = I.p.name if I.kind == FWD else getattr(I.fn, "__name__", "")
+            out.append((kinds[I.kind], name))
+        return out
 
     def values(self):
         """The current values of the program's nodes (for output mapping)."""

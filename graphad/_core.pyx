@@ -40,20 +40,22 @@ cnp.import_array()
 cdef extern from *:
     """
     typedef struct {
-        int grad_enabled, recording, debug, tracing, take_pass;
+        int grad_enabled, recording, debug, tracing, take_pass, flat;
         long sweep, fwd;
         Py_ssize_t fwd_nlead;
     } ga_thread_state;
     /* initial-exec: a load relative to the thread pointer, no __tls_get_addr call (the block
        is small enough for the static TLS space glibc keeps for modules loaded later) */
     static __thread ga_thread_state ga_ts __attribute__((tls_model("initial-exec"))) =
-        {1, 0, 0, 0, 0, 0, 0, 0};
+        {1, 0, 0, 0, 0, 0, 0, 0, 0};
     """
     bint _grad_enabled "ga_ts.grad_enabled"
     bint _recording "ga_ts.recording"   # rules see Tensors (create_graph) rather than arrays
     bint _debug "ga_ts.debug"
     bint _tracing "ga_ts.tracing"       # graphad.compile's recorder is installed (_thread)
     bint _pass "ga_ts.take_pass"        # the next sweep runs under the recorder (run_traced)
+    bint _flat "ga_ts.flat"             # the sweep now running is traced flat (graphad.compile):
+                                        # its rules are recorded but need not be differentiable
     long _sweep "ga_ts.sweep"           # the stamp of the sweep now running
     long _fwd "ga_ts.fwd"               # the stamp of the eager forward evaluation, or 0
     Py_ssize_t _fwd_nlead "ga_ts.fwd_nlead"   # its tangents' leading batch axes
@@ -856,9 +858,12 @@ def derived(object value, tuple sources):
     while tracing, it counts as traced when a source is, so reading it into Python warns."""
     cdef Tensor t = wrap(np.asarray(value))
     if _tracing:
-        known = getattr(_get_tracer(), "known", None)
+        tracer = _get_tracer()
+        known = getattr(tracer, "known", None)
         if known is not None and any(_traced(s) for s in sources):
             known[id(t)] = t
+            if getattr(tracer, "flat", False):
+                tracer.reads += 1       # a rule froze a value: the sweep is not traced flat
     return t
 
 
@@ -1030,8 +1035,11 @@ cdef object _sum_to(object g, tuple shape, Py_ssize_t nlead):
     target = tuple(gshape[:nlead]) + shape
     if not axes:
         return _O.reshape_(g, target)
-    if not _recording and nlead == 0 and extra == 1 and len(axes) == 1 and len(gshape) == 2:
-        return K.sum_rows(g)
+    if nlead == 0 and extra == 1 and len(axes) == 1 and len(gshape) == 2:
+        if not _recording:
+            return K.sum_rows(g)
+        if _flat:
+            return _apply(P_SUM_ROWS, (g,), None, False)
     return _O.reshape_(_O.sum_(g, tuple(axes), False), target)
 
 
@@ -1088,15 +1096,21 @@ cdef object _fit(object g, Tensor p, Py_ssize_t nlead):
 
 
 def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_graph=False,
-                  list sources=None, Py_ssize_t nlead=0):
+                  list sources=None, Py_ssize_t nlead=0, bint flat=False):
     """Propagate the seeds (one cotangent per root, each of shape lead + root.shape) backwards.
 
     Without sources, cotangents reaching leaves accumulate into their `.grad`.  With sources,
     the sweep stops at them and returns their cotangents (None where none arrived), leaving
     `.grad` alone.  `nlead` leading axes of every cotangent are a batch carried through the
     sweep (a block of cotangents for jacrev).  The graph is freed unless retain_graph.
+
+    flat (graphad.compile, with create_graph): the sweep runs as a recorded one (its rules see
+    Tensors, so that what they compute is recorded by the tracer), but instead of accumulating
+    into `.grad` it returns the leaves' cotangents as [(leaf, cotangent)], which the tracer
+    accumulates itself (and records, to do again on every replay); rules may use primitives
+    without derivatives of their own (flat()).
     """
-    global _stamp, _sweep, _recording, _grad_enabled
+    global _stamp, _sweep, _recording, _grad_enabled, _flat
     cdef Tensor t, p
     cdef Py_ssize_t i, j, n
     cdef long stamp
@@ -1113,10 +1127,11 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
     # short-lived tuples it allocates; paused, it does not rescan the whole heap meanwhile
     gc_was_on = gc.isenabled()
     gc.disable()
-    prev_sweep, prev_rec, prev_grad = _sweep, _recording, _grad_enabled
+    prev_sweep, prev_rec, prev_grad, prev_flat = _sweep, _recording, _grad_enabled, _flat
     _sweep = stamp
     _recording = create_graph
     _grad_enabled = create_graph
+    _flat = flat
     try:
         for i in range(len(roots)):
             t = <Tensor>roots[i]
@@ -1172,6 +1187,12 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
             for p in leaves:
                 p._ct = None
             return results
+        if flat:
+            pairs = []
+            for p in leaves:
+                pairs.append((p, p._ct))
+                p._ct = None
+            return pairs
         for p in leaves:
             g = p._ct
             p._ct = None
@@ -1188,7 +1209,7 @@ def reverse_sweep(list roots, list seeds, bint retain_graph=False, bint create_g
     finally:
         if gc_was_on:
             gc.enable()
-        _sweep, _recording, _grad_enabled = prev_sweep, prev_rec, prev_grad
+        _sweep, _recording, _grad_enabled, _flat = prev_sweep, prev_rec, prev_grad, prev_flat
         for t in order:
             if t is not None:
                 t._ct = None
@@ -1209,6 +1230,20 @@ def tracing():
 cpdef bint recording():
     """Whether the sweep now running records its rules (they see Tensors: create_graph)."""
     return _recording
+
+
+cpdef bint flat():
+    """Whether the sweep now running is traced flat by graphad.compile: its rules see Tensors
+    and are recorded, but what they compute is never differentiated again, so a rule may use a
+    fused primitive without a derivative of its own (cross_entropy's C VJP, sum_rows)."""
+    return _flat and _recording
+
+
+def _sum_rows_fwd(params, x):
+    return K.sum_rows(x)
+
+# the column sums of a matrix (a bias's cotangent) in one C pass, for flat-traced sweeps
+P_SUM_ROWS = Prim("sum_rows", _sum_rows_fwd)
 
 
 def unreplayable(str reason):
@@ -1241,12 +1276,12 @@ def forward_end(list outputs):
 
 
 def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
-                  bint record=False):
+                  bint record=False, bint flat=False):
     """Push tangents (one per input, shape lead + input.shape) forward through the graph
     between inputs and outputs, with each node's JVP rule; returns the outputs' tangents
     (zeros where no tangent reached).  Rules see Tensors (and so are recorded) when recording
     is on, so forward sweeps nest and compose with reverse ones."""
-    global _stamp, _recording, _grad_enabled
+    global _stamp, _recording, _grad_enabled, _flat
     cdef Tensor t, p
     cdef long stamp
     cdef Py_ssize_t j, i, n
@@ -1257,9 +1292,10 @@ def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
     for x in inputs:
         (<Tensor>x)._src = stamp
     order = _topo_order(outputs, stamp, True)
-    prev_rec, prev_grad = _recording, _grad_enabled
+    prev_rec, prev_grad, prev_flat = _recording, _grad_enabled, _flat
     _recording = record
     _grad_enabled = record
+    _flat = flat
     try:
         for x, v in zip(inputs, tangents):
             (<Tensor>x)._ct = v
@@ -1295,7 +1331,7 @@ def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
             results.append(v)
         return results
     finally:
-        _recording, _grad_enabled = prev_rec, prev_grad
+        _recording, _grad_enabled, _flat = prev_rec, prev_grad, prev_flat
         for t in order:
             t._ct = None
         for x in inputs:

@@ -6,7 +6,7 @@ import functools
 import numpy as np
 cimport numpy as cnp
 from graphad cimport _kernels as K
-from graphad._core cimport Tensor, call, arg, outs
+from graphad._core cimport Prim, Tensor, call, arg, outs, flat
 from graphad._prims cimport raw, shape_of, lead
 from graphad._prims import defprim
 from graphad._elementwise cimport gmul_, sub_, mul_, nondiff_
@@ -40,12 +40,23 @@ def _xent_d(n):
     onehot = nondiff_(functools.partial(_onehot, shape_of(x)[1], n.data.dtype), (arg(n, 1),))
     return sub_(call(P_SOFTMAX, (x,), (-1,)), onehot)
 
+def _xent_grad_fwd(params, g, x, labels):
+    node, scale = params
+    return K.xent_vjp(x, labels, node.saved, g, scale)
+
+# the fused VJP as a primitive of its own (no derivative), for sweeps that graphad.compile traces
+# flat: params hold the forward node, whose residual (log-sum-exp) a replay recomputes first
+P_XENT_GRAD = Prim("cross_entropy_grad", _xent_grad_fwd)
+
 def xent_vjp(n, g):
     x = arg(n, 0)
     rows = shape_of(x)[0]
     scale = 1.0 / rows if n.params == "mean" else 1.0
-    if type(g) is not Tensor and type(x) is not Tensor and lead(g, n) == 0:
-        return (K.xent_vjp(x, raw(arg(n, 1)), n.saved, g, scale), None)
+    if lead(g, n) == 0:
+        if type(g) is not Tensor and type(x) is not Tensor:
+            return (K.xent_vjp(x, raw(arg(n, 1)), n.saved, g, scale), None)
+        if flat():
+            return (call(P_XENT_GRAD, (g, x, arg(n, 1)), (n, scale)), None)
     # a block of cotangents, or a recorded sweep: the same formula, composed
     gs = shape_of(g)
     nl = lead(g, n)

@@ -17,10 +17,14 @@ shapes and dtypes of the arrays, the values of the other arguments) runs `f` eag
 recorder installed in the engine: every primitive applied to Tensors, every reverse or forward
 sweep (`backward()`, the transforms) and every state change made through graphad (`zero_grad`,
 an optimizer's `step`, a schedule's `step`; see `effect`) is kept, in order, as a flat program
-(graphad/_compile.pyx). Later calls with the same signature replay that program: each
-primitive's forward kernel writes its node's new value, the recorded sweeps run again over the
-kept graph (each node's VJP/JVP rule, no graph building, no public-function dispatch), and the
-effects run again (the optimizer's C update, in place). Parameters are read from their Tensors
+(graphad/_compile.pyx).  A sweep is traced flat: its rules run as in a recorded sweep, so the
+kernels they apply are instructions of the program like the forward pass's, followed by the
+`.grad` updates and the sweep's results.  Later calls with the same signature replay that
+program in one Cython loop: each instruction's forward kernel (an elementwise, product or
+reduction kernel called directly) writes its node's new value, with no sweep, sort or rule
+call, and the effects run again (the optimizer's C update, in place).  A sweep through a custom
+rule, or through a node whose parameters hold input arrays, is kept whole and rerun over the
+kept graph instead. Parameters are read from their Tensors
 at every call, so the updates of one step are seen by the next. Results are the same numbers as
 eager execution. A new signature traces again.
 
@@ -79,6 +83,10 @@ def frozen_read(what):
     """Warn, once per call site, that `what` (bool(), float(), .item(), ...) read a traced
     Tensor's value into Python: the replay reuses the traced value and any branch taken on it.
     The call site is the first frame outside graphad (graphad's own reads name their caller)."""
+    tracers = _tracers()
+    if tracers and tracers[-1].flat:     # a rule of a sweep traced flat: that sweep is rerun
+        tracers[-1].reads += 1           # as a whole instead (nothing is frozen)
+        return
     f = sys._getframe(1)
     while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_PKG):
         f = f.f_back
@@ -331,6 +339,7 @@ class Compiled:
     def _trace(self, key, inputs, tensors, args, kwargs):
         start = time.perf_counter()
         tracer = Tracer()
+        tracer.input_ids = {id(x) for x in inputs if x is not None}
         # Array arguments are seen by f as constant Tensors over them, so that NumPy arithmetic
         # on an input (x * y, x ** 2) runs through graphad and is traced, instead of being
         # computed once by NumPy and frozen into the program as a constant.

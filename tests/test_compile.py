@@ -46,7 +46,9 @@ def test_value_and_grad_matches_eager_on_new_inputs():
         assert isinstance(got[0], np.ndarray) and isinstance(got[1][0], np.ndarray)
         assert_close(got, want)
     assert cvg.traces == 1 and cvg.replays == 3
-    assert cvg.stats()[0]["sweeps"] == 1
+    # the reverse sweep is traced flat: its rules' kernels are instructions of the program,
+    # and no sweep is rerun (tests/test_compile_flat.py checks more)
+    assert cvg.stats()[0]["sweeps"] == 0
 
 
 def test_a_replay_does_not_run_the_python_function():
