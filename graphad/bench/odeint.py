@@ -40,7 +40,7 @@ def graphad_grad(p, n, adjoint, compiled=False):
 
 
 def steps(ctx):
-    return 10 if ctx.tiny else (200 if ctx.quick else 1000)
+    return 10 if ctx.tiny else (100 if ctx.quick else 1000)
 
 
 def units(ctx):
