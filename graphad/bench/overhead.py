@@ -124,7 +124,7 @@ def run(ctx):
     ctx.step("MLP")
 
     # the long chain: graph building and a sweep over many nodes (one call per round)
-    n_long = 2000 if ctx.tiny else (20_000 if ctx.quick else 200_000)
+    n_long = 2000 if ctx.tiny else (10_000 if ctx.quick else 200_000)
     cases, roles = _cases(ctx, 0.3, n_long)
     ctx.point("scalar chain, %d ops" % n_long, ctx.measure(cases, budget=1e-9, rounds=3), roles,
               {"ops": n_long})
