@@ -92,7 +92,7 @@ class Context:
         else:
             self.budget, self.rounds = 0.25, 9
         self.peers, self.skipped = {}, {}
-        self.points, self.extra = {}, {}
+        self.points, self.extra, self.seconds = {}, {}, {}
         self.workload = None
         self.progress = None
 
@@ -223,9 +223,9 @@ def write(ctx, out, workloads, seconds, mach):
     for w in workloads:
         pts = ctx.points.get(w.NAME, [])
         extra = ctx.extra.get(w.NAME, {})
-        res["workloads"][w.NAME] = {"title": w.TITLE, "points": [p.to_json() for p in pts],
-                                    "extra": extra}
-        md += [f"## {w.NAME}: {w.TITLE}", ""]
+        res["workloads"][w.NAME] = {"title": w.TITLE, "seconds": ctx.seconds.get(w.NAME),
+                                    "points": [p.to_json() for p in pts], "extra": extra}
+        md += [f"## {w.NAME}: {w.TITLE}", "", f"({ctx.seconds.get(w.NAME, 0):.0f} s)", ""]
         if getattr(w, "DESCRIPTION", None):
             md += [w.DESCRIPTION.strip(), ""]
         if pts and getattr(w, "RATIO_TABLE", True):
@@ -267,7 +267,9 @@ def run(workloads, quick=False, threads=1, out="graphad-bench", tiny=False, with
         try:
             for w in workloads:
                 ctx.workload = w.NAME
+                tw = time.perf_counter()
                 ctx.extra[w.NAME] = w.run(ctx) or {}
+                ctx.seconds[w.NAME] = time.perf_counter() - tw
         finally:
             ctx.progress.close()
         mach = machine(ctx)                          # inside the pinning: the limits in force

@@ -83,17 +83,24 @@ def run(ctx):
 def report(ctx, points, extra):
     if not extra.get("available"):
         return "graphad's own GEMM needs AVX-512; this CPU has none (every product uses BLAS)."
-    wins = [p for p in points if p.summary()["vs_best_peer"][0] <= 1 / 1.2]
-    lines = ["GFLOP/s (one thread):", "",
-             "| shape | own | graphad via BLAS | NumPy (BLAS) | PyTorch | own / best BLAS |",
-             "|---|---:|---:|---:|---:|---:|"]
+    def best_of_rounds(p):
+        """own / the best BLAS, each at its fastest round: a kernel's speed, the machine's load
+        (which only ever adds time) taken out."""
+        own = p.timings["graphad own"].samples.min()
+        return own / min(t.samples.min() for k, t in p.timings.items() if k != "graphad own")
+    wins = [p for p in points if p.summary()["vs_best_peer"][0] <= 1 / 1.2
+            and best_of_rounds(p) <= 1 / 1.2]
+    lines = ["GFLOP/s (one thread, medians):", "",
+             "| shape | own | graphad via BLAS | NumPy (BLAS) | PyTorch | own / best BLAS | "
+             "same, fastest rounds |", "|---|---:|---:|---:|---:|---:|---:|"]
     for p in points:
         gf = p.params["gflop"]
         g = lambda k: "n/a" if k not in p.timings else f"{gf / p.median(k):.1f}"  # noqa: E731
         lines.append(f"| {p.label} | {g('graphad own')} | {g('graphad via BLAS')} | "
                      f"{g('NumPy (BLAS)')} | {g('PyTorch matmul')} | "
-                     f"{p.summary()['vs_best_peer'][0]:.2f} |")
-    lines += ["", f"The own kernel wins by >= 1.2x against the best BLAS on {len(wins)} of "
+                     f"{p.summary()['vs_best_peer'][0]:.2f} | {best_of_rounds(p):.2f} |")
+    lines += ["", f"The own kernel wins by >= 1.2x against the best BLAS (both statistics) on "
+              f"{len(wins)} of "
               f"{len(points)} shapes" + (": " + ", ".join(p.label for p in wins) if wins else "")
               + f". OPENBLAS_CORETYPE={extra['env']['OPENBLAS_CORETYPE']}, "
               f"OPENBLAS_L2_SIZE={extra['env']['OPENBLAS_L2_SIZE']}."]
