@@ -2,6 +2,7 @@
 (results.json, RESULTS.md, the plots)."""
 import datetime
 import json
+import math
 import os
 import platform
 import sys
@@ -199,6 +200,28 @@ def ratio_table(points):
     return "\n".join(lines)
 
 
+def summary_table(ctx, workloads):
+    """One line per workload: in how many points graphad is ahead of the best peer, and the
+    geometric means of its ratios to the best peer and to the floor."""
+    gm = lambda xs: math.exp(sum(map(math.log, xs)) / len(xs)) if xs else None  # noqa: E731
+    lines = ["| workload | points | graphad ahead of the best peer | geo-mean graphad / best peer "
+             "| geo-mean graphad / floor | most frequent best peer |",
+             "|---|---:|---:|---:|---:|---|"]
+    for w in workloads:
+        pts = [p for p in ctx.points.get(w.NAME, []) if p.best("graphad")]
+        if not pts:
+            continue
+        ss = [p.summary() for p in pts]
+        vp = [s["vs_best_peer"][0] for s in ss if s["vs_best_peer"]]
+        vf = [s["vs_floor"][0] for s in ss if s["vs_floor"]]
+        peers = [s["best_peer"] for s in ss if s["best_peer"]]
+        top = max(set(peers), key=peers.count) if peers else "n/a"
+        f = lambda x: "n/a" if x is None else f"{x:.2f}"  # noqa: E731
+        lines.append(f"| {w.NAME} | {len(pts)} | {sum(r < 1 for r in vp)} of {len(vp)} | "
+                     f"{f(gm(vp))} | {f(gm(vf))} | {top} |")
+    return "\n".join(lines)
+
+
 def write(ctx, out, workloads, seconds, mach):
     os.makedirs(out, exist_ok=True)
     res = {"machine": mach, "quick": ctx.quick, "tiny": ctx.tiny, "seconds": seconds,
@@ -216,6 +239,7 @@ def write(ctx, out, workloads, seconds, mach):
           "shown as median (p25-p75). Below 1 means graphad is faster. *NumPy by hand* is the "
           "workload written out with NumPy; *floor* is the arithmetic alone (the GEMMs, or "
           "Python floats for scalar chains).", ""]
+    md += ["## Summary", "", summary_table(ctx, workloads), ""]
     if ctx.skipped:
         md += ["Skipped peers: " + "; ".join(f"{_peers.load(k).LABEL} ({v})"
                                                for k, v in sorted(ctx.skipped.items())), ""]
