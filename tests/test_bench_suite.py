@@ -135,3 +135,14 @@ def test_time_formatting():
     assert _timing.fmt_time(-5.2e-4) == "-520 us"
     assert _timing.fmt_time(None) == "n/a"
     assert _timing.fmt_ratio((1.0, (0.9, 1.1))) == "1.00 (0.90-1.10)"
+
+
+def test_progress_falls_back_to_plain_lines(capsys, monkeypatch):
+    from graphad.bench import _suite
+    monkeypatch.setitem(sys.modules, "tqdm", None)
+    p = _suite.Progress(2)
+    p.step("overhead: chain")
+    p.step("gemm: 10x10x10")
+    p.close()
+    err = capsys.readouterr().err
+    assert "[  1/2] overhead: chain" in err and "[  2/2] gemm" in err

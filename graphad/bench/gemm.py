@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 
-from graphad.bench._timing import fmt_time
 
 NAME = "gemm"
 TITLE = "graphad's own AVX-512 GEMM against BLAS"

@@ -1,4 +1,5 @@
-"""PyTorch eager: torch.autograd on CPU tensors made from the problem's NumPy arrays (same dtype)."""
+"""PyTorch eager: torch.autograd on CPU tensors made from the problem's NumPy arrays (same
+dtype)."""
 from graphad.bench.peers import missing
 
 LABEL = "PyTorch eager"
