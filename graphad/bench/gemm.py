@@ -4,7 +4,6 @@ import os
 
 import numpy as np
 
-
 NAME = "gemm"
 TITLE = "graphad's own AVX-512 GEMM against BLAS"
 DESCRIPTION = """

@@ -1,6 +1,4 @@
 """MLP training steps: forward, cross-entropy, backward and an SGD update, in both dtypes."""
-import numpy as np
-
 import graphad as ga
 from graphad.bench import floors
 from graphad.bench._timing import fmt_time, once
