@@ -155,7 +155,7 @@ def test_backward_create_graph_through_matmul_and_hessian_vector():
 def test_hvp_cost_is_a_small_multiple_of_a_gradient():
     """Forward-over-reverse: one recorded reverse sweep and one forward sweep through it.
     Counted in primitive evaluations rather than time, so the test cannot be flaky (the
-    benchmark, bench/fwd_vs_rev.py, measures the time)."""
+    benchmark, graphad/bench/second_order.py, measures the time)."""
     rng = np.random.default_rng(8)
     A = rng.standard_normal((30, 20))
     f = logistic_loss(A)

@@ -1,0 +1,25 @@
+"""One adapter module per peer engine.
+
+Each module defines LABEL (the name in tables), MODULES (what it imports), `available(ctx)`
+(None when usable, else the reason it is skipped) and, for every workload it supports, a function
+of the workload's name that takes the workload's problem (NumPy arrays) and returns callables.
+A workload asks `ctx.peer(name)`; a peer that cannot run is recorded once as skipped, with why.
+"""
+import importlib
+
+PEERS = ("numpy_hand", "torch_eager", "torch_func", "torch_compile", "jax_xla",
+         "hips_autograd", "torchdiffeq_peer")
+
+
+def load(name):
+    return importlib.import_module(f"graphad.bench.peers.{name}")
+
+
+def missing(modules):
+    """The first of `modules` that does not import (its error as text), else None."""
+    for m in modules:
+        try:
+            importlib.import_module(m)
+        except Exception as e:                       # not installed, or broken
+            return f"{m} not importable ({type(e).__name__}: {e})"
+    return None
