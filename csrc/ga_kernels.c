@@ -37,6 +37,15 @@
      : ((x) - (y) <= 0 ? (y) + LOG1P(EXP(((x) - (y)) * (SCALE))) / (SCALE)     \
      : (x) - (y))))
 
+/* NumPy's npy_logaddexp2 step for step (2^-d by exp2, log2(1 + u) as log1p(u) * log2(e)), so
+   that results that cancel to near zero agree with NumPy's to the last bit, not only to an ulp
+   of the operands */
+#define LOGADDEXP2(x, y, EXP2, LOG1P, LOG2E)                                   \
+    ((x) == (y) ? (x) + 1                                                      \
+     : ((x) - (y) > 0 ? (x) + LOG1P(EXP2(-((x) - (y)))) * (LOG2E)              \
+     : ((x) - (y) <= 0 ? (y) + LOG1P(EXP2((x) - (y))) * (LOG2E)                \
+     : (x) - (y))))
+
 #define DEFINE_BINARY(NAME, T, POW)                                    \
 void NAME(int op, ptrdiff_t n, const T *a, ptrdiff_t sa,              \
           const T *b, ptrdiff_t sb, T *out)                            \
@@ -56,7 +65,7 @@ void NAME(int op, ptrdiff_t n, const T *a, ptrdiff_t sa,              \
     case GA_LOGADDEXP:                                                 \
         BINARY_LOOP(LOGADDEXP(x, y, EXP, LOG1P, (T)0.693147180559945309417, (T)1)) break; \
     case GA_LOGADDEXP2:                                                \
-        BINARY_LOOP(LOGADDEXP(x, y, EXP, LOG1P, (T)1, (T)0.693147180559945309417)) break; \
+        BINARY_LOOP(LOGADDEXP2(x, y, EXP2, LOG1P, (T)1.442695040888963407359924681001892137)) break; \
     case GA_FMAX: BINARY_LOOP(FMAX(x, y)) break;                       \
     case GA_FMIN: BINARY_LOOP(FMIN(x, y)) break;                       \
     }                                                                  \
@@ -66,6 +75,7 @@ void NAME(int op, ptrdiff_t n, const T *a, ptrdiff_t sa,              \
 #define ATAN2 atan2
 #define HYPOT hypot
 #define EXP exp
+#define EXP2 exp2
 #define LOG1P log1p
 #define FMAX fmax
 #define FMIN fmin
@@ -74,6 +84,7 @@ DEFINE_BINARY(ga_binary_d, double, pow)
 #undef ATAN2
 #undef HYPOT
 #undef EXP
+#undef EXP2
 #undef LOG1P
 #undef FMAX
 #undef FMIN
@@ -81,6 +92,7 @@ DEFINE_BINARY(ga_binary_d, double, pow)
 #define ATAN2 atan2f
 #define HYPOT hypotf
 #define EXP expf
+#define EXP2 exp2f
 #define LOG1P log1pf
 #define FMAX fmaxf
 #define FMIN fminf
@@ -89,6 +101,7 @@ DEFINE_BINARY(ga_binary_f, float, powf)
 #undef ATAN2
 #undef HYPOT
 #undef EXP
+#undef EXP2
 #undef LOG1P
 #undef FMAX
 #undef FMIN
