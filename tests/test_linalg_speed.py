@@ -1,0 +1,180 @@
+"""The fused backward primitives of ga.linalg (issue 10: per-call overhead at small n):
+eigh_vjp (graphad/linalg/_spectral.py), against finite differences in both modes, against the
+composite rule they replace (still used for blocks of cotangents), at second order, with
+degenerate spectra (the same policy), batched == per matrix, float32 kept, under ga.compile."""
+import numpy as np
+import pytest
+
+import graphad as ga
+from graphad import linalg as gl
+from graphad.linalg import _spectral
+from prim_cases import P, fd_jacobian
+
+NDE = _spectral.NonDifferentiableError
+
+
+def _rng(seed):
+    return np.random.default_rng(seed)
+
+
+def _sym(A):
+    return (A + np.swapaxes(A, -1, -2)) / 2
+
+
+def _with_spectrum(w, seed=0):
+    Q = np.linalg.qr(_rng(seed).standard_normal((len(w), len(w))))[0]
+    return _sym((Q * np.asarray(w, float)) @ Q.T)
+
+
+# ----------------------------------------------------------------------------------------------
+# eigh_vjp
+
+def _eigh_vjp_args(k, seed, batch=()):
+    r = _rng(seed)
+    w = np.sort(r.uniform(-2, 2, batch + (k,)), axis=-1) + np.arange(k) * 0.7  # gaps >= 0.7
+    return [w, r.standard_normal(batch + (k, k)), r.standard_normal(batch + (k, k)),
+            r.standard_normal(batch + (k,))]
+
+
+def _eigh_vjp_ref(w, V, gV, gw=None):
+    """The formula by hand: sym(V (F o V^T gV + diag(gw)) V^T), F_ij = 1/(w_j - w_i)."""
+    d = w[..., None, :] - w[..., :, None]
+    k = w.shape[-1]
+    F = np.where(np.eye(k, dtype=bool), 0.0, 1.0 / np.where(np.eye(k, dtype=bool), 1.0, d))
+    inner = F * (np.swapaxes(V, -1, -2) @ gV)
+    if gw is not None:
+        inner = inner + gw[..., :, None] * np.eye(k)
+    return _sym(V @ inner @ np.swapaxes(V, -1, -2))
+
+
+@pytest.mark.parametrize("batch", [(), (3,)])
+@pytest.mark.parametrize("with_gw", [True, False])
+def test_eigh_vjp_value_and_both_modes(batch, with_gw):
+    args = _eigh_vjp_args(4, 1, batch)
+    if not with_gw:
+        args = args[:3]
+    f = lambda *a: P("eigh_vjp", *a, params=with_gw)       # noqa: E731
+    np.testing.assert_allclose(f(*args), _eigh_vjp_ref(*args), rtol=1e-12, atol=1e-12)
+    for i in range(len(args)):
+        fd = fd_jacobian(f, args, i)
+        np.testing.assert_allclose(ga.jacrev(f, argnums=i)(*args), fd, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(ga.jacfwd(f, argnums=i)(*args), fd, rtol=1e-6, atol=1e-7)
+    ga.check_grad(f, *args)
+
+
+def test_eigh_vjp_second_order():
+    args = _eigh_vjp_args(3, 2)
+
+    def f(w, V, gV, gw):
+        G = P("eigh_vjp", w, V, gV, gw, params=True)
+        return ga.sum(G * G * G)
+    for i in range(4):
+        H = ga.hessian(f, argnums=i)(*args)
+        g = ga.grad(f, argnums=i)
+        fd = fd_jacobian(lambda *a: g(*a), args, i)
+        np.testing.assert_allclose(H, fd, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(H, ga.jacfwd(ga.jacrev(f, argnums=i), argnums=i)(*args),
+                                   rtol=1e-9, atol=1e-10)
+
+
+def test_eigh_vjp_batched_equals_per_matrix_and_float32():
+    args = _eigh_vjp_args(5, 3, (2, 3))
+    f = lambda *a: P("eigh_vjp", *a, params=True)          # noqa: E731
+    got = f(*args)
+    for i in range(2):
+        for j in range(3):
+            np.testing.assert_allclose(got[i, j], f(*[a[i, j] for a in args]), rtol=1e-13,
+                                       atol=1e-13)
+    a32 = [a.astype(np.float32) for a in args]
+    g32 = f(*a32)
+    assert g32.dtype == np.float32
+    np.testing.assert_allclose(g32, got, rtol=1e-4, atol=1e-4)
+    dw = ga.grad(lambda *a: ga.sum(f(*a) ** 2))(*a32)
+    assert dw.dtype == np.float32
+
+
+def test_eigh_gradient_uses_one_fused_node(monkeypatch):
+    calls = []
+    fwd = _spectral.P_EIGH_VJP.fwd
+    monkeypatch.setattr(_spectral.P_EIGH_VJP, "fwd", lambda *a: calls.append(1) or fwd(*a))
+    S = _with_spectrum([-1.0, 0.5, 2.0, 3.0], seed=4)
+    C = _rng(5).standard_normal((4, 4))
+    # two eigh nodes: one with a cotangent on V (the fused node), one on w only (V diag(gw) V^T)
+    ga.grad(lambda X: ga.sum(gl.eigh(X)[1] ** 2 * C) + ga.sum(gl.eigh(X)[0]))(S)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("k", [1, 2, 6, 70])
+def test_eigh_gradient_fused_equals_composite(k):
+    """A block of cotangents (jacrev) takes the composite rule; each row must equal the fused
+    rule's gradient (grad of that one output), for the one-matrix fast path (k <= 64) and the
+    general one."""
+    S = _with_spectrum(np.linspace(-3, 3, k) + _rng(k).uniform(0, 0.01, k), seed=k)
+    C = _rng(6).standard_normal((k, k))
+    idx = [(0, 0), (k - 1, k // 2), (k // 2, 0)]
+
+    def f(X):
+        w, V = gl.eigh(X)
+        M = (V ** 2 * C) * w
+        return ga.stack([M[i, j] for i, j in idx])
+    J = ga.jacrev(f)(S)
+    for r, (i, j) in enumerate(idx):
+        g = ga.grad(lambda X: f(X)[r])(S)
+        np.testing.assert_allclose(g, J[r], rtol=1e-9, atol=1e-11 * np.abs(J[r]).max())
+
+
+def test_eigh_vjp_batch_of_one_equals_one_matrix():
+    args = _eigh_vjp_args(6, 7)
+    f = lambda *a: P("eigh_vjp", *a, params=True)          # noqa: E731
+    np.testing.assert_allclose(f(*[a[None] for a in args])[0], f(*args), rtol=1e-13,
+                               atol=1e-13)
+
+
+def test_eigh_vjp_degenerate_policy():
+    """A repeated pair: a basis-invariant loss (the projector) gets the exact gradient, a
+    basis-dependent one (one eigenvector) raises, through the fused node as before."""
+    S = _with_spectrum([1.0, 1.0, 2.0, -1.0], seed=8)
+    T = _sym(_rng(9).standard_normal((4, 4)))
+
+    def projector(X):
+        w, V = gl.eigh(X)
+        Vc = V[:, 1:3]                     # the eigenvalues are sorted: -1, 1, 1, 2
+        return ga.sum((Vc @ Vc.T) * T)
+    w, V = np.linalg.eigh(S)
+    # d<P_c, T> with P_c the cluster's projector: exact by the perturbation of the subspace
+    g = ga.grad(projector)(S)
+    h = 1e-6
+    dA = _sym(_rng(10).standard_normal((4, 4)))
+    fd = (projector(S + h * dA) - projector(S - h * dA)) / (2 * h)
+    np.testing.assert_allclose(np.sum(g * dA), float(fd), rtol=1e-6)
+    with pytest.raises(NDE, match="arbitrary basis"):
+        ga.grad(lambda X: ga.sum(gl.eigh(X)[1][:, 1] ** 2 * T[0]))(S)
+    with pytest.raises(NDE, match="pairs eigenvectors"):
+        ga.grad(lambda X: ga.sum((lambda w, V: (V * w) @ V.T)(*gl.eigh(X)) * T))(S)
+
+
+def test_eigh_vjp_nan_and_sizes():
+    assert _spectral._distinct(np.array([1.0]))
+    assert not _spectral._distinct(np.array([1.0, np.nan, 3.0]))
+    assert not _spectral._distinct(np.array([3.0, 1.0, 3.0 + 1e-15]))
+    assert _spectral._distinct(np.array([3.0, 1.0, 2.0]))
+    z = np.zeros((0,))
+    assert P("eigh_vjp", z, np.zeros((0, 0)), np.zeros((0, 0)), z, params=True).shape == (0, 0)
+    one = P("eigh_vjp", np.array([2.0]), np.ones((1, 1)), np.ones((1, 1)), np.array([3.0]),
+            params=True)
+    np.testing.assert_allclose(one, [[3.0]])
+
+
+def test_eigh_gradient_compiled_replay():
+    C = _rng(11).standard_normal((5, 5))
+
+    def loss(X):
+        w, V = gl.eigh(X)
+        return ga.sum(V ** 2 * C) + ga.sum(w ** 3)
+    g = ga.grad(loss)
+    cg = ga.compile(g)
+    S1 = _with_spectrum([-2.0, -1.0, 0.5, 1.0, 3.0], seed=12)
+    S2 = _with_spectrum([-3.0, -0.5, 0.0, 2.0, 2.5], seed=13)
+    cg(S1)
+    np.testing.assert_allclose(cg(S2), g(S2), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(cg(S1), g(S1), rtol=1e-13, atol=1e-13)
