@@ -178,3 +178,110 @@ def test_eigh_gradient_compiled_replay():
     cg(S1)
     np.testing.assert_allclose(cg(S2), g(S2), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(cg(S1), g(S1), rtol=1e-13, atol=1e-13)
+
+
+# ----------------------------------------------------------------------------------------------
+# solve_vjp
+
+_SOLVE_SHAPES = [((4, 4), (4,)), ((4, 4), (4, 2)), ((2, 4, 4), (4,)), ((2, 4, 4), (4, 3)),
+                 ((4, 4), (3, 4, 2))]
+
+
+def _solve_args(sa, sb, seed):
+    r = _rng(seed)
+    A = r.standard_normal(sa) + 4.0 * np.eye(sa[-1])
+    X = np.linalg.solve(A, r.standard_normal(sb))
+    return [A, X, r.standard_normal(X.shape)], len(sb) == 1
+
+
+@pytest.mark.parametrize("sa,sb", _SOLVE_SHAPES)
+def test_solve_vjp_value_and_both_modes(sa, sb):
+    args, vec = _solve_args(sa, sb, 20)
+    A, X, G = args
+    gA, gB = P("solve_vjp", *args, params=(vec, None))
+    gb_ref = np.linalg.solve(np.swapaxes(A, -1, -2), G[..., None] if vec else G)
+    ga_ref = -gb_ref @ np.swapaxes(X[..., None] if vec else X, -1, -2)
+    np.testing.assert_allclose(gB, gb_ref[..., 0] if vec else gb_ref, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(gA, ga_ref, rtol=1e-12, atol=1e-13)
+    for k in range(2):
+        f = (lambda k: lambda *a: P("solve_vjp", *a, params=(vec, None))[k])(k)
+        for i in range(3):
+            fd = fd_jacobian(f, args, i)
+            np.testing.assert_allclose(ga.jacrev(f, argnums=i)(*args), fd, rtol=1e-6,
+                                       atol=1e-8)
+            np.testing.assert_allclose(ga.jacfwd(f, argnums=i)(*args), fd, rtol=1e-6,
+                                       atol=1e-8)
+
+
+@pytest.mark.parametrize("vec", [True, False])
+def test_solve_gradient_fused_equals_composite_and_second_order(vec):
+    """grad (the fused node) equals each row of jacrev (the composite rule, a block of
+    cotangents); the hessian and hvp of a loss through solve match finite differences."""
+    r = _rng(21)
+    A = r.standard_normal((4, 4)) + 4.0 * np.eye(4)
+    b = r.standard_normal((4,) if vec else (4, 2))
+    C = r.standard_normal(b.shape)
+
+    def f(A, b):
+        return gl.solve(A, b) ** 2 * C
+    J = ga.jacrev(lambda A, b: ga.reshape(f(A, b), (-1,)), argnums=(0, 1))(A, b)
+    for r_ in range(b.size):
+        g = ga.grad(lambda A, b: ga.reshape(f(A, b), (-1,))[r_], argnums=(0, 1))(A, b)
+        np.testing.assert_allclose(g[0], J[0][r_], rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(g[1], J[1][r_], rtol=1e-12, atol=1e-13)
+
+    def loss(A, b):
+        return ga.sum(f(A, b))
+    H = ga.hessian(loss)(A, b)
+    gr = ga.grad(loss)
+    np.testing.assert_allclose(H, fd_jacobian(lambda A: gr(A, b), [A], 0), rtol=1e-5,
+                               atol=1e-7)
+    dA = r.standard_normal((4, 4))
+    fd = (gr(A + 1e-6 * dA, b) - gr(A - 1e-6 * dA, b)) / 2e-6
+    np.testing.assert_allclose(ga.hvp(lambda A: loss(A, b), A, dA)[1], fd, rtol=1e-5,
+                               atol=1e-7)
+    Hb = ga.hessian(loss, argnums=1)(A, b)
+    grb = ga.grad(loss, argnums=1)
+    np.testing.assert_allclose(Hb, fd_jacobian(lambda b: grb(A, b), [b], 0), rtol=1e-5,
+                               atol=1e-7)
+
+
+def test_solve_gradient_uses_one_fused_node_float32_and_compile(monkeypatch):
+    from graphad.linalg import _factor
+    calls = []
+    fwd = _factor.P_SOLVE_VJP.fwd
+    monkeypatch.setattr(_factor.P_SOLVE_VJP, "fwd", lambda *a: calls.append(1) or fwd(*a))
+    r = _rng(22)
+    A = r.standard_normal((5, 5)) + 4.0 * np.eye(5)
+    b, c = r.standard_normal(5), r.standard_normal(5)
+    g = ga.grad(lambda A, b: ga.sum(c * gl.solve(A, b)), argnums=(0, 1))
+    gA, gb = g(A, b)
+    assert len(calls) == 1
+    want_b = np.linalg.solve(A.T, c)
+    np.testing.assert_allclose(gb, want_b, rtol=1e-12)
+    np.testing.assert_allclose(gA, -np.outer(want_b, np.linalg.solve(A, b)), rtol=1e-12)
+    # only b wanted: the composite rule (no gA computed)
+    ga.grad(lambda b: ga.sum(c * gl.solve(A, b)))(b)
+    assert len(calls) == 1
+    g32 = g(A.astype(np.float32), b.astype(np.float32))
+    assert g32[0].dtype == g32[1].dtype == np.float32
+    np.testing.assert_allclose(g32[0], gA, rtol=1e-4, atol=1e-5)
+    cg = ga.compile(g)
+    cg(A, b)
+    A2 = A + 0.1 * r.standard_normal((5, 5))
+    for got, want in zip(cg(A2, 2 * b), g(A2, 2 * b)):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-14)
+
+
+def test_solve_fast_path_checks():
+    """The one-matrix fast path of solve takes only what the full checks pass."""
+    A = np.eye(3) * 2.0
+    np.testing.assert_allclose(gl.solve(A, np.ones(3)), 0.5 * np.ones(3))
+    with pytest.raises(ValueError, match="solve"):
+        gl.solve(A, np.ones(4))
+    with pytest.raises(ValueError, match="solve"):
+        gl.solve(np.ones((3, 4)), np.ones(3))
+    assert gl.solve(A.astype(np.float32), np.ones(3, np.float32)).dtype == np.float32
+    assert gl.solve(A.astype(np.float32), np.ones(3)).dtype == np.float64
+    with pytest.raises(np.linalg.LinAlgError, match="solve"):
+        gl.solve(np.zeros((3, 3)), np.ones(3))

@@ -100,6 +100,10 @@ def _singular(name, a):
 
 def _check(name, a):
     """a (an array or Tensor) checked to be a (batch of) square matrices of float32 or float64."""
+    x = a.data if type(a) is Tensor else a
+    if type(x) is np.ndarray and x.dtype in _LAPACK and x.ndim >= 2 and \
+            x.shape[-1] == x.shape[-2]:
+        return a                                 # the common case, without NumPy's helpers
     a = _square(name, a)
     dt = np.asarray(_raw(a)).dtype.newbyteorder("=")
     if dt not in _LAPACK:
@@ -294,6 +298,10 @@ def _slogdet_fwd(params, a):
         return (np.asarray(sign, dt), np.asarray(logabs, dt)), (a, facs)
     pairs = np.array([_slogdet_one(f, n) for f in facs], dt).reshape(a.shape[:-2] + (2,))
     return (pairs[..., 0], pairs[..., 1]), (a, facs)
+
+
+def _shape_of(x):
+    return np.shape(_raw(x))
 
 
 def _reshape(x, shape):
@@ -537,6 +545,11 @@ def _as_vector(x, vec):
 
 def _solve_vjp(n, g):
     vec = n.params
+    if need(n, 0) and g.ndim == out(n).ndim:
+        # one fused node (solve_vjp below) for a plain cotangent: the per-node overhead of the
+        # composite decides at small sizes
+        ga, gb = call(P_SOLVE_VJP, (arg(n, 0), out(n), g), (vec, n))
+        return (ga, gb)
     gb = call(P_LU_SOLVE, (arg(n, 0), _as_matrix(g, vec)), (True, n))
     ga = neg_(matmul_(gb, _swap(_as_matrix(out(n), vec)))) if need(n, 0) else None
     return (ga, _as_vector(gb, vec))
@@ -552,6 +565,72 @@ def _solve_jvp(n, t):
     return _as_vector(call(P_LU_SOLVE, (arg(n, 0), r), (False, n)), vec)
 
 
+# ----------------------------------------------------------------------------------------------
+# solve_vjp: solve's VJP as one primitive with two outputs, from the factors of A that the
+# solve node (params = (vec, node)) saved:  gB = A^{-T} G,  gA = -gB X^T  (vec: X, G, gB are
+# vectors, gA = -outer(gB, X)).  Inputs (A, X, G) with G of X's shape (eager solve's rule uses
+# the composite form for a block of cotangents).  In matrix form:
+#   d gB = A^{-T} (dG - dA^T gB),   d gA = -(d gB X^T + gB dX^T)
+#   VJP, cotangents HA, HB:  H = HB - HA X,  g_G = A^{-1} H,  g_A = -gB g_G^T,  g_X = -HA^T gB
+
+def _solve_vjp_fwd(params, a, x, g):
+    vec, src = params
+    facs = _factors(src, a)
+    if vec:
+        gb = _solve_raw(facs, a, g[..., None], True, "solve")[..., 0]
+        ngb = -gb
+        ga = np.multiply.outer(ngb, x) if ngb.ndim == 1 else ngb[..., :, None] * x[..., None, :]
+    else:
+        gb = _solve_raw(facs, a, g, True, "solve")
+        ga = gb @ np.swapaxes(x, -1, -2)
+        np.negative(ga, out=ga)
+    return ga, gb
+
+
+def _solve_vjp_vjp(n, hs):
+    vec, src = n.params
+    ha, hb = hs
+    a, x = arg(n, 0), _as_matrix(arg(n, 1), vec)
+    gb = _as_matrix(outs(n)[1], vec)
+    h = None if hb is None else _as_matrix(hb, vec)
+    if ha is not None:
+        hax = matmul_(ha, x)
+        h = neg_(hax) if h is None else sub_(h, hax)
+    gg = ga_ = None
+    if h is not None:
+        gg = call(P_LU_SOLVE, (a, h), (False, src))
+        ga_ = neg_(matmul_(gb, _swap(gg))) if need(n, 0) else None
+    gx = None if ha is None or not need(n, 1) else neg_(matmul_(_swap(ha), gb))
+    return (ga_, None if gx is None else _as_vector(gx, vec),
+            None if gg is None else _as_vector(gg, vec))
+
+
+def _solve_vjp_jvp(n, t):
+    vec, src = n.params
+    da, dx, dg = t
+    a, x = arg(n, 0), _as_matrix(arg(n, 1), vec)
+    gb = _as_matrix(outs(n)[1], vec)
+    r = None if dg is None else _as_matrix(dg, vec)
+    if da is not None:
+        k = len(_shape_of(gb)) - len(_shape_of(a))     # A broadcast against X's batch axes
+        if k > 0:
+            ash = _shape_of(a)
+            nlead = len(_shape_of(da)) - len(ash)
+            da = _reshape(da, _shape_of(da)[:nlead] + (1,) * k + ash)
+        dag = matmul_(_swap(da), gb)
+        r = neg_(dag) if r is None else sub_(r, dag)
+    dgb = None if r is None else call(P_LU_SOLVE, (a, r), (True, src))
+    dga = None if dgb is None else matmul_(dgb, _swap(x))
+    if dx is not None:
+        p = matmul_(gb, _swap(_as_matrix(dx, vec)))
+        dga = p if dga is None else add_(dga, p)
+    return (None if dga is None else neg_(dga), None if dgb is None else _as_vector(dgb, vec))
+
+
+P_SOLVE_VJP = defprim("solve_vjp", _solve_vjp_fwd, _solve_vjp_vjp, _solve_vjp_jvp,
+                      multiple=True)
+
+
 P_SOLVE = defprim("solve", _solve_fwd, _solve_vjp, _solve_jvp, saves=True, broadcasts=True)
 
 
@@ -559,6 +638,10 @@ def solve(a, b):
     """The solution x of a @ x = b (NumPy 2's semantics): b of shape (M,) when b.ndim == 1,
     else (..., M, K) with the batch axes broadcasting against a's.  One LU factorization of a,
     reused by the derivatives; a singular matrix raises LinAlgError."""
+    x, y = (a.data if type(a) is Tensor else a), (b.data if type(b) is Tensor else b)
+    if type(x) is np.ndarray and type(y) is np.ndarray and x.ndim == 2 and 1 <= y.ndim <= 2 \
+            and x.dtype in _LAPACK and y.dtype == x.dtype and x.shape[0] == x.shape[1] == y.shape[0]:
+        return apply(P_SOLVE, (a, b), y.ndim == 1)     # one matrix: the checks below all pass
     a = _check("solve", a)
     b = b if isinstance(b, Tensor) else np.asarray(b)
     ash, bsh = np.shape(_raw(a)), np.shape(_raw(b))
