@@ -156,8 +156,13 @@ def test_eigh_vjp_degenerate_policy():
 def test_eigh_vjp_nan_and_sizes():
     assert _spectral._distinct(np.array([1.0]))
     assert not _spectral._distinct(np.array([1.0, np.nan, 3.0]))
-    assert not _spectral._distinct(np.array([3.0, 1.0, 3.0 + 1e-15]))
-    assert _spectral._distinct(np.array([3.0, 1.0, 2.0]))
+    assert not _spectral._distinct(np.array([1.0, 3.0, 3.0 + 1e-15]))
+    assert _spectral._distinct(np.array([-3.0, 1.0, 2.0]))
+    assert not _spectral._distinct(np.array([3.0, 1.0, 2.0]))       # unsorted: the full check
+    w = np.array([3.0, -1.0, 0.5, 2.0])                               # unsorted, distinct
+    V, gV = _rng(14).standard_normal((2, 4, 4))
+    np.testing.assert_allclose(P("eigh_vjp", w, V, gV, w, params=True),
+                               _eigh_vjp_ref(w, V, gV, w), rtol=1e-12, atol=1e-12)
     z = np.zeros((0,))
     assert P("eigh_vjp", z, np.zeros((0, 0)), np.zeros((0, 0)), z, params=True).shape == (0, 0)
     one = P("eigh_vjp", np.array([2.0]), np.ones((1, 1)), np.ones((1, 1)), np.array([3.0]),
@@ -285,3 +290,4 @@ def test_solve_fast_path_checks():
     assert gl.solve(A.astype(np.float32), np.ones(3)).dtype == np.float64
     with pytest.raises(np.linalg.LinAlgError, match="solve"):
         gl.solve(np.zeros((3, 3)), np.ones(3))
+

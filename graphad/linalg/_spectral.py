@@ -263,12 +263,13 @@ _EPS = {np.dtype(np.float64): np.finfo(np.float64).eps,
 
 
 def _distinct(w):
-    """Whether no two values of the 1-D w are within the cluster tolerance (exact: the closest
-    pair is adjacent in sorted order).  Python floats: a few NumPy reductions cost more."""
-    s = sorted(w.tolist())
-    tol = _TOL_FACTOR * len(s) * _EPS[w.dtype] * max(-s[0], s[-1])
+    """Whether the 1-D w ascends with every gap above the cluster tolerance (then no two
+    values are one cluster).  Python floats: a few NumPy reductions cost more.  False also for
+    an unsorted or NaN w: the caller then decides by the full check."""
+    s = w.tolist()
+    tol = _TOL_FACTOR * len(s) * _EPS[w.dtype] * max(abs(s[0]), abs(s[-1]))
     for a, b in zip(s, s[1:]):
-        if not b - a > tol:          # (NaN: not distinct; the full check then decides)
+        if not b - a > tol:          # (ascending: max|w| is at an end, as tol assumed)
             return False
     return True
 
@@ -375,7 +376,11 @@ def eigh(a):
     for losses that do not depend on the basis chosen inside the cluster (functions of w,
     cluster projectors); a loss that does (one eigenvector of a repeated pair) raises
     NonDifferentiableError in reverse mode.  See the module's SPEC for the full policy."""
-    return apply(P_EIGH, (_no_half("eigh", _square("eigh", a)),))
+    x = a.data if type(a) is Tensor else a
+    if not (type(x) is np.ndarray and x.dtype.char in "fd" and x.ndim >= 2 and
+            x.shape[-1] == x.shape[-2]):               # (else the checks, with their messages)
+        a = _no_half("eigh", _square("eigh", a))
+    return apply(P_EIGH, (a,))
 
 
 def eigvalsh(a):
