@@ -107,8 +107,8 @@ def test_eigh_gradient_uses_one_fused_node(monkeypatch):
 @pytest.mark.parametrize("k", [1, 2, 6, 70])
 def test_eigh_gradient_fused_equals_composite(k):
     """A block of cotangents (jacrev) takes the composite rule; each row must equal the fused
-    rule's gradient (grad of that one output), for the one-matrix fast path (k <= 64) and the
-    general one."""
+    rule's gradient (grad of that one output), with the cluster pre-check in Python floats
+    (k <= 64) and in NumPy."""
     S = _with_spectrum(np.linspace(-3, 3, k) + _rng(k).uniform(0, 0.01, k), seed=k)
     C = _rng(6).standard_normal((k, k))
     idx = [(0, 0), (k - 1, k // 2), (k // 2, 0)]
@@ -153,6 +153,18 @@ def test_eigh_vjp_degenerate_policy():
         ga.grad(lambda X: ga.sum((lambda w, V: (V * w) @ V.T)(*gl.eigh(X)) * T))(S)
 
 
+def test_eigh_vjp_degenerate_policy_large():
+    """k > 64 (the NumPy pre-check): a repeated pair still reaches the full check."""
+    w = np.linspace(-3.0, 3.0, 70)
+    w[40] = w[41]
+    S = _with_spectrum(w, seed=15)
+    T = _rng(16).standard_normal(70)
+    with pytest.raises(NDE, match="arbitrary basis"):
+        ga.grad(lambda X: ga.sum(gl.eigh(X)[1][:, 40] ** 2 * T))(S)
+    g = ga.grad(lambda X: ga.sum(gl.eigh(X)[0] ** 2))(S)    # spectral: exact, 2 S
+    np.testing.assert_allclose(g, 2 * S, rtol=1e-9, atol=1e-9)
+
+
 def test_eigh_vjp_nan_and_sizes():
     assert _spectral._distinct(np.array([1.0]))
     assert not _spectral._distinct(np.array([1.0, np.nan, 3.0]))
@@ -163,6 +175,11 @@ def test_eigh_vjp_nan_and_sizes():
     V, gV = _rng(14).standard_normal((2, 4, 4))
     np.testing.assert_allclose(P("eigh_vjp", w, V, gV, w, params=True),
                                _eigh_vjp_ref(w, V, gV, w), rtol=1e-12, atol=1e-12)
+    big = np.linspace(-1.0, 1.0, 70)
+    assert _spectral._distinct(big)
+    for bad in (big[::-1], np.where(np.arange(70) == 5, np.nan, big),
+                np.concatenate([big[:10], big[9:10] + 1e-16, big[11:]])):
+        assert not _spectral._distinct(bad)
     z = np.zeros((0,))
     assert P("eigh_vjp", z, np.zeros((0, 0)), np.zeros((0, 0)), z, params=True).shape == (0, 0)
     one = P("eigh_vjp", np.array([2.0]), np.ones((1, 1)), np.ones((1, 1)), np.array([3.0]),

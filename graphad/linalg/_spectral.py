@@ -58,7 +58,7 @@ from graphad.linalg._common import _lapack, _raw, _square, _sym
 __all__ = ["eigh", "eigvalsh", "svd"]   # and NonDifferentiableError (see the report)
 
 _TOL_FACTOR = 64
-_SMALL = 64         # up to this size, cluster checks in Python floats
+_SMALL = 64         # up to this size, the cluster pre-check in Python floats
 _CONCAT = REGISTRY["concatenate"]
 
 
@@ -266,8 +266,12 @@ def _distinct(w):
     """Whether the 1-D w ascends with every gap above the cluster tolerance (then no two
     values are one cluster).  Python floats: a few NumPy reductions cost more.  False also for
     an unsorted or NaN w: the caller then decides by the full check."""
+    k = len(w)
+    if k > _SMALL:
+        tol = _TOL_FACTOR * k * _EPS[w.dtype] * max(abs(w[0]), abs(w[-1]))
+        return bool(np.all(w[1:] - w[:-1] > tol))
     s = w.tolist()
-    tol = _TOL_FACTOR * len(s) * _EPS[w.dtype] * max(abs(s[0]), abs(s[-1]))
+    tol = _TOL_FACTOR * k * _EPS[w.dtype] * max(abs(s[0]), abs(s[-1]))
     for a, b in zip(s, s[1:]):
         if not b - a > tol:          # (ascending: max|w| is at an end, as tol assumed)
             return False
@@ -280,7 +284,7 @@ def _eigh_vjp_fwd(has_gw, w, v, gv, gw=None):
     m = vt @ gv
     if k == 0:
         return m
-    if w.ndim == 1 and gv.ndim == 2 and (k <= _SMALL and _distinct(w)):
+    if w.ndim == 1 and gv.ndim == 2 and _distinct(w):
         # one matrix: sym(F o M) = (M^T - M) / (2 (w_i - w_j)), the diagonal set to gw below
         d = np.subtract.outer(w, w)
         d.ravel()[::k + 1] = 1.0
