@@ -187,6 +187,17 @@ def _solve_raw(facs, a, b, trans, name):
     return res
 
 
+def _solve_vec(facs, a, b, trans, name):
+    """op(A)^{-1} b for one matrix and one vector: getrs on the vector itself."""
+    if a.shape[-1] == 0:
+        return np.zeros(b.shape, a.dtype)
+    lu, piv, info = facs[0]
+    if info > 0:
+        raise _singular(name, a)
+    return _LAPACK[a.dtype][1](lu, piv, b if b.dtype == a.dtype else b.astype(a.dtype),
+                               trans=1 - trans)[0]
+
+
 def _lu_solve_fwd(params, a, b):
     trans, src = params
     return _solve_raw(_factors(src, a), a, np.asarray(b), trans, _name(src, "lu_solve"))
@@ -311,8 +322,9 @@ def _reshape(x, shape):
 
 def _per_matrix_scalar(g):
     """A cotangent of a scalar-per-matrix output, shaped to broadcast against matrices."""
-    shape = np.shape(_raw(g))
-    return g if not shape else _reshape(g, shape + (1, 1))
+    if g.ndim == 0:
+        return g
+    return _reshape(g, g.shape + (1, 1))
 
 
 def _slogdet_vjp(n, gs):
@@ -531,6 +543,8 @@ def det(a):
 def _solve_fwd(vec, a, b):
     facs = _factor(a)
     b = np.asarray(b)
+    if vec and a.ndim == 2:
+        return _solve_vec(facs, a, b, False, "solve"), (a, facs)
     x = _solve_raw(facs, a, b[:, None] if vec else b, False, "solve")
     return (x[..., 0] if vec else x), (a, facs)
 
@@ -577,7 +591,8 @@ def _solve_vjp_fwd(params, a, x, g):
     vec, src = params
     facs = _factors(src, a)
     if vec:
-        gb = _solve_raw(facs, a, g[..., None], True, "solve")[..., 0]
+        gb = (_solve_vec(facs, a, g, True, "solve") if a.ndim == 2 else
+              _solve_raw(facs, a, g[..., None], True, "solve")[..., 0])
         ngb = -gb
         ga = np.multiply.outer(ngb, x) if ngb.ndim == 1 else ngb[..., :, None] * x[..., None, :]
     else:

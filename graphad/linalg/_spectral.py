@@ -280,7 +280,7 @@ def _distinct(w):
 
 def _eigh_vjp_fwd(has_gw, w, v, gv, gw=None):
     k = w.shape[-1]
-    vt = np.swapaxes(v, -1, -2)
+    vt = v.T if v.ndim == 2 else np.swapaxes(v, -1, -2)
     m = vt @ gv
     if k == 0:
         return m
