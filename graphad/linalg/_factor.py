@@ -9,8 +9,8 @@ each matrix (a C-ordered A is a Fortran-ordered A^T, so nothing is transposed in
 The forward of det, slogdet and solve keeps (A, factors) in its node (`saved`); their rules call
 primitives that take the node as their parameter and read the factors from it (lu_solve:
 X = op(A)^{-1} B with op = identity or transpose; inv: A^{-1} or A^{-T} by getri;
-det_cofactor: the gradient of det; det_hvp: its derivative), so a backward sweep factors
-nothing again.  Those primitives
+det_cofactor: the gradient of det; det_hvp: its derivative; solve_vjp: solve's whole VJP in
+one node), so a backward sweep factors nothing again.  Those primitives
 still take A as an input, so their own rules differentiate through A (hessian, hvp), again with
 the same factors.  The factors are used only when they were made from the very array the
 primitive receives; otherwise (a freed graph, a direct call) the primitive factors A itself:

@@ -185,7 +185,8 @@ def _col(x):      # (..., k) -> (..., k, 1): scales rows
 #   dw = diag(X),   dV = V (F o X)
 #   VJP  gA = sym(V (diag(gw) + F o (V^T gV)) V^T),   sym(M) = (M + M^T)/2
 # (Giles 2008, 3.1; JAX's eigh_jvp_rule).  Only the antisymmetric part of V^T gV reaches gA
-# (F is antisymmetric), which is what the degeneracy check tests inside a cluster.
+# (F is antisymmetric), which is what the degeneracy check tests inside a cluster.  A plain
+# cotangent's VJP is one node, eigh_vjp (below); a block of them (jacrev) the composite form.
 
 def _eigh_fwd(params, a):
     a = np.asarray(a)
