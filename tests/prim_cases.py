@@ -278,6 +278,20 @@ CASES = {
         ("sort", lambda x: ga.sort(x, axis=-1), [GRID((2, 4), 0)])],
     "put_along_axis_add": [("repeats", lambda g: P(
         "put_along_axis_add", g, np.array([[1, 1, 0]]), params=(-1, (1, 2))), [U((1, 3))])],
+    # solve's fused VJP (graphad/linalg/_factor.py): outputs (gA, gB); params (vec, None)
+    "solve_vjp": [("vector", lambda A, X, G: (lambda ga, gb: ga * 2.0 + gb)(*P(
+        "solve_vjp", A + 3.0 * np.eye(3), X, G, params=(True, None))),
+        [U((3, 3)), U((3,)), U((3,))]),
+        ("matrix A, batch X", lambda A, X, G: (lambda ga, gb: ga[..., :1] + gb)(*P(
+            "solve_vjp", A + 3.0 * np.eye(2), X, G, params=(False, None))),
+         [U((2, 2)), U((3, 2, 1)), U((3, 2, 1))])],
+    # eigh's fused VJP (graphad/linalg/_spectral.py): w spread apart (the rules divide by gaps)
+    "eigh_vjp": [("w, V, gV, gw", lambda w, V, gV, gw: P(
+        "eigh_vjp", 0.2 * w + np.array([-2.0, 0.0, 2.0]), V, gV, gw, params=True),
+        [U((3,)), U((3, 3)), U((3, 3)), U((3,))]),
+        ("batch, no gw", lambda w, V, gV: P(
+            "eigh_vjp", 0.2 * w + np.array([-2.0, 0.0, 2.0]), V, gV, params=False),
+         [U((2, 3)), U((2, 3, 3)), U((2, 3, 3))])],
     "dropout": [("rate=0.5, fixed rng", lambda x: P(
         "dropout", x, params=(0.5, np.random.default_rng(3)))[0], [U((2, 5))])],
 }

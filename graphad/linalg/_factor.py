@@ -9,8 +9,8 @@ each matrix (a C-ordered A is a Fortran-ordered A^T, so nothing is transposed in
 The forward of det, slogdet and solve keeps (A, factors) in its node (`saved`); their rules call
 primitives that take the node as their parameter and read the factors from it (lu_solve:
 X = op(A)^{-1} B with op = identity or transpose; inv: A^{-1} or A^{-T} by getri;
-det_cofactor: the gradient of det; det_hvp: its derivative), so a backward sweep factors
-nothing again.  Those primitives
+det_cofactor: the gradient of det; det_hvp: its derivative; solve_vjp: solve's whole VJP in
+one node), so a backward sweep factors nothing again.  Those primitives
 still take A as an input, so their own rules differentiate through A (hessian, hvp), again with
 the same factors.  The factors are used only when they were made from the very array the
 primitive receives; otherwise (a freed graph, a direct call) the primitive factors A itself:
@@ -100,6 +100,10 @@ def _singular(name, a):
 
 def _check(name, a):
     """a (an array or Tensor) checked to be a (batch of) square matrices of float32 or float64."""
+    x = a.data if type(a) is Tensor else a
+    if type(x) is np.ndarray and x.dtype in _LAPACK and x.ndim >= 2 and \
+            x.shape[-1] == x.shape[-2]:
+        return a                                 # the common case, without NumPy's helpers
     a = _square(name, a)
     dt = np.asarray(_raw(a)).dtype.newbyteorder("=")
     if dt not in _LAPACK:
@@ -181,6 +185,17 @@ def _solve_raw(facs, a, b, trans, name):
         lu, piv, _ = facs[which[k]]
         flat[k] = getrs(lu, piv, bb[k], trans=t)[0]
     return res
+
+
+def _solve_vec(facs, a, b, trans, name):
+    """op(A)^{-1} b for one matrix and one vector: getrs on the vector itself."""
+    if a.shape[-1] == 0:
+        return np.zeros(b.shape, a.dtype)
+    lu, piv, info = facs[0]
+    if info > 0:
+        raise _singular(name, a)
+    return _LAPACK[a.dtype][1](lu, piv, b if b.dtype == a.dtype else b.astype(a.dtype),
+                               trans=1 - trans)[0]
 
 
 def _lu_solve_fwd(params, a, b):
@@ -296,6 +311,10 @@ def _slogdet_fwd(params, a):
     return (pairs[..., 0], pairs[..., 1]), (a, facs)
 
 
+def _shape_of(x):
+    return np.shape(_raw(x))
+
+
 def _reshape(x, shape):
     """reshape_, without its cost on a plain array (a plain sweep's cotangent)."""
     return x.reshape(shape) if type(x) is np.ndarray else reshape_(x, shape)
@@ -303,8 +322,9 @@ def _reshape(x, shape):
 
 def _per_matrix_scalar(g):
     """A cotangent of a scalar-per-matrix output, shaped to broadcast against matrices."""
-    shape = np.shape(_raw(g))
-    return g if not shape else _reshape(g, shape + (1, 1))
+    if g.ndim == 0:
+        return g
+    return _reshape(g, g.shape + (1, 1))
 
 
 def _slogdet_vjp(n, gs):
@@ -523,6 +543,8 @@ def det(a):
 def _solve_fwd(vec, a, b):
     facs = _factor(a)
     b = np.asarray(b)
+    if vec and a.ndim == 2:
+        return _solve_vec(facs, a, b, False, "solve"), (a, facs)
     x = _solve_raw(facs, a, b[:, None] if vec else b, False, "solve")
     return (x[..., 0] if vec else x), (a, facs)
 
@@ -537,6 +559,11 @@ def _as_vector(x, vec):
 
 def _solve_vjp(n, g):
     vec = n.params
+    if need(n, 0) and g.ndim == out(n).ndim:
+        # one fused node (solve_vjp below) for a plain cotangent: the per-node overhead of the
+        # composite decides at small sizes
+        ga, gb = call(P_SOLVE_VJP, (arg(n, 0), out(n), g), (vec, n))
+        return (ga, gb)
     gb = call(P_LU_SOLVE, (arg(n, 0), _as_matrix(g, vec)), (True, n))
     ga = neg_(matmul_(gb, _swap(_as_matrix(out(n), vec)))) if need(n, 0) else None
     return (ga, _as_vector(gb, vec))
@@ -552,6 +579,73 @@ def _solve_jvp(n, t):
     return _as_vector(call(P_LU_SOLVE, (arg(n, 0), r), (False, n)), vec)
 
 
+# ----------------------------------------------------------------------------------------------
+# solve_vjp: solve's VJP as one primitive with two outputs, from the factors of A that the
+# solve node (params = (vec, node)) saved:  gB = A^{-T} G,  gA = -gB X^T  (vec: X, G, gB are
+# vectors, gA = -outer(gB, X)).  Inputs (A, X, G) with G of X's shape (eager solve's rule uses
+# the composite form for a block of cotangents).  In matrix form:
+#   d gB = A^{-T} (dG - dA^T gB),   d gA = -(d gB X^T + gB dX^T)
+#   VJP, cotangents HA, HB:  H = HB - HA X,  g_G = A^{-1} H,  g_A = -gB g_G^T,  g_X = -HA^T gB
+
+def _solve_vjp_fwd(params, a, x, g):
+    vec, src = params
+    facs = _factors(src, a)
+    if vec:
+        gb = (_solve_vec(facs, a, g, True, "solve") if a.ndim == 2 else
+              _solve_raw(facs, a, g[..., None], True, "solve")[..., 0])
+        ngb = -gb
+        ga = np.multiply.outer(ngb, x) if ngb.ndim == 1 else ngb[..., :, None] * x[..., None, :]
+    else:
+        gb = _solve_raw(facs, a, g, True, "solve")
+        ga = gb @ np.swapaxes(x, -1, -2)
+        np.negative(ga, out=ga)
+    return ga, gb
+
+
+def _solve_vjp_vjp(n, hs):
+    vec, src = n.params
+    ha, hb = hs
+    a, x = arg(n, 0), _as_matrix(arg(n, 1), vec)
+    gb = _as_matrix(outs(n)[1], vec)
+    h = None if hb is None else _as_matrix(hb, vec)
+    if ha is not None:
+        hax = matmul_(ha, x)
+        h = neg_(hax) if h is None else sub_(h, hax)
+    gg = ga_ = None
+    if h is not None:
+        gg = call(P_LU_SOLVE, (a, h), (False, src))
+        ga_ = neg_(matmul_(gb, _swap(gg))) if need(n, 0) else None
+    gx = None if ha is None or not need(n, 1) else neg_(matmul_(_swap(ha), gb))
+    return (ga_, None if gx is None else _as_vector(gx, vec),
+            None if gg is None else _as_vector(gg, vec))
+
+
+def _solve_vjp_jvp(n, t):
+    vec, src = n.params
+    da, dx, dg = t
+    a, x = arg(n, 0), _as_matrix(arg(n, 1), vec)
+    gb = _as_matrix(outs(n)[1], vec)
+    r = None if dg is None else _as_matrix(dg, vec)
+    if da is not None:
+        k = len(_shape_of(gb)) - len(_shape_of(a))     # A broadcast against X's batch axes
+        if k > 0:
+            ash = _shape_of(a)
+            nlead = len(_shape_of(da)) - len(ash)
+            da = _reshape(da, _shape_of(da)[:nlead] + (1,) * k + ash)
+        dag = matmul_(_swap(da), gb)
+        r = neg_(dag) if r is None else sub_(r, dag)
+    dgb = None if r is None else call(P_LU_SOLVE, (a, r), (True, src))
+    dga = None if dgb is None else matmul_(dgb, _swap(x))
+    if dx is not None:
+        p = matmul_(gb, _swap(_as_matrix(dx, vec)))
+        dga = p if dga is None else add_(dga, p)
+    return (None if dga is None else neg_(dga), None if dgb is None else _as_vector(dgb, vec))
+
+
+P_SOLVE_VJP = defprim("solve_vjp", _solve_vjp_fwd, _solve_vjp_vjp, _solve_vjp_jvp,
+                      multiple=True)
+
+
 P_SOLVE = defprim("solve", _solve_fwd, _solve_vjp, _solve_jvp, saves=True, broadcasts=True)
 
 
@@ -559,6 +653,10 @@ def solve(a, b):
     """The solution x of a @ x = b (NumPy 2's semantics): b of shape (M,) when b.ndim == 1,
     else (..., M, K) with the batch axes broadcasting against a's.  One LU factorization of a,
     reused by the derivatives; a singular matrix raises LinAlgError."""
+    x, y = (a.data if type(a) is Tensor else a), (b.data if type(b) is Tensor else b)
+    if type(x) is np.ndarray and type(y) is np.ndarray and x.ndim == 2 and 1 <= y.ndim <= 2 \
+            and x.dtype in _LAPACK and y.dtype == x.dtype and x.shape[0] == x.shape[1] == y.shape[0]:
+        return apply(P_SOLVE, (a, b), y.ndim == 1)     # one matrix: the checks below all pass
     a = _check("solve", a)
     b = b if isinstance(b, Tensor) else np.asarray(b)
     ash, bsh = np.shape(_raw(a)), np.shape(_raw(b))

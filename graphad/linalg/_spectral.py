@@ -58,6 +58,7 @@ from graphad.linalg._common import _lapack, _raw, _square, _sym
 __all__ = ["eigh", "eigvalsh", "svd"]   # and NonDifferentiableError (see the report)
 
 _TOL_FACTOR = 64
+_SMALL = 64         # up to this size, the cluster pre-check in Python floats
 _CONCAT = REGISTRY["concatenate"]
 
 
@@ -184,16 +185,19 @@ def _col(x):      # (..., k) -> (..., k, 1): scales rows
 #   dw = diag(X),   dV = V (F o X)
 #   VJP  gA = sym(V (diag(gw) + F o (V^T gV)) V^T),   sym(M) = (M + M^T)/2
 # (Giles 2008, 3.1; JAX's eigh_jvp_rule).  Only the antisymmetric part of V^T gV reaches gA
-# (F is antisymmetric), which is what the degeneracy check tests inside a cluster.
+# (F is antisymmetric), which is what the degeneracy check tests inside a cluster.  A plain
+# cotangent's VJP is one node, eigh_vjp (below); a block of them (jacrev) the composite form.
 
 def _eigh_fwd(params, a):
     a = np.asarray(a)
-    s = (a + np.swapaxes(a, -1, -2)) * 0.5
+    s = a + np.swapaxes(a, -1, -2)
+    s *= 0.5
     if s.ndim == 2 and s.shape[0] and s.dtype.char in "fd":
         # s is symmetric, so its transpose is a Fortran-ordered view LAPACK may overwrite
         w, v, info = _lapack_fn("syevd", s.dtype)(s.T, compute_v=1, lower=0, overwrite_a=1)
         if info == 0:
-            return w, v
+            # V in C order, as NumPy gives it: the rules' and the caller's kernels run faster
+            return w, np.ascontiguousarray(v)
         raise np.linalg.LinAlgError(f"eigh: the eigenvalue algorithm did not converge "
                                     f"(input shape {a.shape})")
     return _lapack("eigh", np.linalg.eigh, s)
@@ -229,12 +233,132 @@ def _eigh_vjp(n, gs):
     w, v = outs(n)
     if gv is None:          # V diag(gw) V^T: symmetric (to rounding) without sym()
         return (None,) if gw is None else (matmul_(mul_(v, _row(gw)), _swap(v)),)
+    nd = v.ndim
+    if gv.ndim == nd and (gw is None or gw.ndim == nd - 1):
+        # one fused node (eigh_vjp below) for a plain cotangent: the per-node overhead of the
+        # composite decides at small sizes
+        return (call(P_EIGH_VJP, (w, v, gv) if gw is None else (w, v, gv, gw), gw is not None),)
+    # a block of cotangents (jacrev): leading axes that w and V do not have
     m = matmul_(_swap(v), gv)
     mask = nondiff_(_eigh_check, (w, m) if gw is None else (w, m, gw))
     inner = mul_(_masked_inv(_pair_diff(w, -1), mask), m)
     if gw is not None:
         inner = add_(inner, mul_(_col(gw), _eye(_shape(w)[-1], w)))
     return (_sym(matmul_(matmul_(v, inner), _swap(v))),)
+
+
+# ----------------------------------------------------------------------------------------------
+# eigh_vjp: eigh's VJP as one primitive, G = sym(V K V^T) with K = F o M + diag(gw),
+# M = V^T gV, F_ij = 1/(w_j - w_i) masked to 0 inside a cluster (the degeneracy check of
+# _eigh_check runs in the forward).  Inputs (w, V, gV[, gw]) of one batch shape (no leading
+# cotangent axes: eigh's rule uses the composite form for those); params: whether gw is given.
+# G is linear in (gV, gw); with dF_ij = -F_ij^2 (dw_j - dw_i):
+#   dG = sym(dV K V^T + V K dV^T + V dK V^T),
+#   dK = dF o M + F o (dV^T gV + V^T dgV) + diag(dgw)
+# VJP, with Hs = sym(H), Q = V^T Hs V and R = F o F o Q o M:
+#   g_gw = diag(Q),  g_gV = V (F o Q),  g_w = rowsum(R) - colsum(R),
+#   g_V = Hs V (K + K^T) + gV (F o Q)^T
+
+_EPS = {np.dtype(np.float64): np.finfo(np.float64).eps,
+        np.dtype(np.float32): np.finfo(np.float32).eps}
+
+
+def _distinct(w):
+    """Whether the 1-D w ascends with every gap above the cluster tolerance (then no two
+    values are one cluster).  Python floats: a few NumPy reductions cost more.  False also for
+    an unsorted or NaN w: the caller then decides by the full check."""
+    k = len(w)
+    if k > _SMALL:
+        tol = _TOL_FACTOR * k * _EPS[w.dtype] * max(abs(w[0]), abs(w[-1]))
+        return bool(np.all(w[1:] - w[:-1] > tol))
+    s = w.tolist()
+    tol = _TOL_FACTOR * k * _EPS[w.dtype] * max(abs(s[0]), abs(s[-1]))
+    for a, b in zip(s, s[1:]):
+        if not b - a > tol:          # (ascending: max|w| is at an end, as tol assumed)
+            return False
+    return True
+
+
+def _eigh_vjp_fwd(has_gw, w, v, gv, gw=None):
+    k = w.shape[-1]
+    vt = v.T if v.ndim == 2 else np.swapaxes(v, -1, -2)
+    m = vt @ gv
+    if k == 0:
+        return m
+    if w.ndim == 1 and gv.ndim == 2 and _distinct(w):
+        # one matrix: sym(F o M) = (M^T - M) / (2 (w_i - w_j)), the diagonal set to gw below
+        d = np.subtract.outer(w, w)
+        d.ravel()[::k + 1] = 1.0
+        d += d
+        inner = m.T - m
+        inner /= d
+        inner.ravel()[::k + 1] = 0.0 if gw is None else gw
+        return v @ inner @ vt
+    d = w[..., None, :] - w[..., :, None]                       # D_ij = w_j - w_i
+    tol = _TOL_FACTOR * k * _EPS[w.dtype] * np.abs(w).max()     # >= each matrix's tolerance
+    if np.count_nonzero(np.abs(d) <= tol) > d.size // k:        # maybe a cluster: check, mask
+        inner = np.divide(m, d, out=np.zeros_like(m), where=~_eigh_check(w, m, gw))
+    else:                                                       # all distinct: F = 1/D
+        d.reshape(d.shape[:-2] + (k * k,))[..., ::k + 1] = 1.0  # (the diagonal is set below)
+        inner = m / d
+    inner += np.swapaxes(inner, -1, -2)
+    inner *= 0.5                                                # sym(V K V^T) = V sym(K) V^T
+    diag = inner.reshape(inner.shape[:-2] + (k * k,))[..., ::k + 1]
+    diag[...] = 0.0 if gw is None else gw
+    return v @ inner @ vt
+
+
+def _eigh_vjp_parts(n):
+    w, v, gv = arg(n, 0), arg(n, 1), arg(n, 2)
+    gw = arg(n, 3) if n.params else None
+    f = _masked_inv(_pair_diff(w, -1), nondiff_(_close_mask, (w,)))
+    m = matmul_(_swap(v), gv)
+    k = mul_(f, m)
+    if gw is not None:
+        k = add_(k, mul_(_col(gw), _eye(_shape(w)[-1], w)))
+    return w, v, gv, gw, f, m, k
+
+
+def _eigh_vjp_vjp(n, h):
+    w, v, gv, gw, f, m, k = _eigh_vjp_parts(n)
+    hs = _sym(h)
+    q = matmul_(matmul_(_swap(v), hs), v)
+    fq = mul_(f, q)
+    r = mul_(mul_(fq, f), m)
+    g_w = sub_(sum_(r, -1, False), sum_(r, -2, False))
+    g_v = add_(matmul_(matmul_(hs, v), add_(k, _swap(k))), matmul_(gv, _swap(fq)))
+    g_gv = matmul_(v, fq)
+    g_gw = sum_(mul_(q, _eye(_shape(w)[-1], w)), -1, False) if gw is not None else None
+    return (g_w, g_v, g_gv) + ((g_gw,) if gw is not None else ())
+
+
+def _eigh_vjp_jvp(n, t):
+    w, v, gv, gw, f, m, k = _eigh_vjp_parts(n)
+    dw, dv, dgv = t[0], t[1], t[2]
+    dgw = t[3] if gw is not None else None
+    dk = None
+    if dw is not None:
+        dk = neg_(mul_(mul_(mul_(f, f), _pair_diff(dw, -1)), m))
+    dm = None
+    if dv is not None:
+        dm = matmul_(_swap(dv), gv)
+    if dgv is not None:
+        x = matmul_(_swap(v), dgv)
+        dm = x if dm is None else add_(dm, x)
+    if dm is not None:
+        x = mul_(f, dm)
+        dk = x if dk is None else add_(dk, x)
+    if dgw is not None:
+        x = mul_(_col(dgw), _eye(_shape(w)[-1], w))
+        dk = x if dk is None else add_(dk, x)
+    x = None if dk is None else matmul_(matmul_(v, dk), _swap(v))
+    if dv is not None:
+        p = add_(matmul_(dv, matmul_(k, _swap(v))), matmul_(matmul_(v, k), _swap(dv)))
+        x = p if x is None else add_(x, p)
+    return None if x is None else _sym(x)
+
+
+P_EIGH_VJP = defprim("eigh_vjp", _eigh_vjp_fwd, _eigh_vjp_vjp, _eigh_vjp_jvp)
 
 
 def _eigh_jvp(n, t):
@@ -257,7 +381,11 @@ def eigh(a):
     for losses that do not depend on the basis chosen inside the cluster (functions of w,
     cluster projectors); a loss that does (one eigenvector of a repeated pair) raises
     NonDifferentiableError in reverse mode.  See the module's SPEC for the full policy."""
-    return apply(P_EIGH, (_no_half("eigh", _square("eigh", a)),))
+    x = a.data if type(a) is Tensor else a
+    if not (type(x) is np.ndarray and x.dtype.char in "fd" and x.ndim >= 2 and
+            x.shape[-1] == x.shape[-2]):               # (else the checks, with their messages)
+        a = _no_half("eigh", _square("eigh", a))
+    return apply(P_EIGH, (a,))
 
 
 def eigvalsh(a):
