@@ -82,13 +82,16 @@ cdef list _fwd_stack():
 
 cdef Prim _P_ADD = None, _P_SUB = None, _P_MUL = None, _P_DIV = None   # the arithmetic
                                                                        # operators' primitives
+cdef Prim _P_NONDIFF = None      # a value computed without a derivative (traced comparisons)
 
 
 cdef dict _UFUNC_PRIMS = {}      # NumPy's arithmetic ufuncs -> their primitives (a fast path)
 
 
 def install_ops(module, interop=None):
-    global _O, _I, _P_ADD, _P_SUB, _P_MUL, _P_DIV
+    global _O, _I, _P_ADD, _P_SUB, _P_MUL, _P_DIV, _P_NONDIFF
+    from graphad._elementwise import P_NONDIFF
+    _P_NONDIFF = P_NONDIFF
     _O = module
     _I = interop
     _P_ADD, _P_SUB, _P_MUL, _P_DIV = module.P_ADD, module.P_SUB, module.P_MUL, module.P_DIV
@@ -792,12 +795,12 @@ cdef class Tensor:
     def __pos__(self): return self
     def __abs__(self): return _O.abs(self)
     def __getitem__(self, idx): return _O.getitem(self, idx)
-    def __lt__(self, other): return derived(self.data < _unwrap(other), (self, other))
-    def __le__(self, other): return derived(self.data <= _unwrap(other), (self, other))
-    def __gt__(self, other): return derived(self.data > _unwrap(other), (self, other))
-    def __ge__(self, other): return derived(self.data >= _unwrap(other), (self, other))
-    def __eq__(self, other): return derived(self.data == _unwrap(other), (self, other))
-    def __ne__(self, other): return derived(self.data != _unwrap(other), (self, other))
+    def __lt__(self, other): return derived(self.data < _unwrap(other), (self, other), np.less)
+    def __le__(self, other): return derived(self.data <= _unwrap(other), (self, other), np.less_equal)
+    def __gt__(self, other): return derived(self.data > _unwrap(other), (self, other), np.greater)
+    def __ge__(self, other): return derived(self.data >= _unwrap(other), (self, other), np.greater_equal)
+    def __eq__(self, other): return derived(self.data == _unwrap(other), (self, other), np.equal)
+    def __ne__(self, other): return derived(self.data != _unwrap(other), (self, other), np.not_equal)
 
     # -- NumPy-style methods ------------------------------------------------------------------
     # dtype= and out= are accepted so that np.sum(t), np.mean(t, axis=0), ... work on Tensors
@@ -847,16 +850,40 @@ cdef bint _traced(object x):
         (known is not None and id(x) in known)
 
 
+def traced(x):
+    """Whether ga.compile is tracing and x is a traced value (a node, a Tensor argument or a
+    value computed from them): a function that would freeze it (a where condition, an index)
+    must make it an input of a node instead, or mark the trace unreplayable."""
+    return _tracing and _traced(x)
+
+
+def computed(x):
+    """traced(x), and x is not an argument of the traced call (whose array the program binds
+    as an input): a value computed from traced values."""
+    if not (_tracing and _traced(x)):
+        return False
+    ids = getattr(_get_tracer(), "input_ids", None)
+    return not ((<Tensor>x).prim is None and ids is not None and id((<Tensor>x).data) in ids)
+
+
 cdef inline void _read_value(Tensor t, str what) except *:
     if _tracing and _traced(t):
         from graphad.compile import frozen_read
         frozen_read(what)
 
 
-def derived(object value, tuple sources):
-    """A constant Tensor over value, computed from sources without a derivative (a comparison);
-    while tracing, it counts as traced when a source is, so reading it into Python warns."""
-    cdef Tensor t = wrap(np.asarray(value))
+def derived(object value, tuple sources, fn=None):
+    """A constant Tensor over value = fn(*sources), computed without a derivative (a
+    comparison).  While ga.compile traces and a source is traced, it is a node of its own
+    (nondiff, no derivative) instead, so that a replay recomputes it: where(x > 0, ...) then
+    follows the new x rather than the traced one.  Without fn it counts as traced, so reading
+    it into Python warns."""
+    cdef Tensor t
+    if _tracing and fn is not None and any(_traced(s) for s in sources):
+        t = apply(_P_NONDIFF, sources, fn)
+        t._requires_grad = False
+        return t
+    t = wrap(np.asarray(value))
     if _tracing:
         tracer = _get_tracer()
         known = getattr(tracer, "known", None)

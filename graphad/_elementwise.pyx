@@ -11,6 +11,7 @@ from graphad cimport _kernels as K
 from graphad._core cimport Prim, Tensor, apply, call, arg, out, need, recording
 from graphad._prims cimport raw, shape_of, stacked
 from graphad._prims import defprim
+from graphad._core import traced
 
 cnp.import_array()
 
@@ -510,7 +511,9 @@ def fix(x, out=None):
 
 
 def where(cond, a, b):
-    """Elementwise a where cond else b; cond is a constant (no derivative flows through it)."""
+    """Elementwise a where cond else b; no derivative flows through cond.  A condition that is
+    a node (a comparison of traced values while ga.compile traces) is an input of the node, so
+    that a replay recomputes it; otherwise it is a constant."""
     c = np.asarray(raw(cond), dtype=bool)
     a, b = stacked(a), stacked(b)
     try:
@@ -518,6 +521,8 @@ def where(cond, a, b):
     except ValueError:
         raise ValueError(f"where: shapes {c.shape}, {shape_of(a)} and {shape_of(b)} do not "
                          f"broadcast together") from None
+    if type(cond) is Tensor and ((<Tensor>cond).prim is not None or traced(cond)):
+        return apply(P_SELECT, (cond, a, b))
     return apply(P_WHERE, (a, b), c)
 
 

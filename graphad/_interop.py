@@ -79,7 +79,7 @@ def array_ufunc(ufunc, method, inputs, kwargs):
     if method == "__call__":
         if ufunc in _PREDICATES:
             _no_kwargs(name, kwargs)
-            return derived(ufunc(*[_values(x) for x in inputs]), tuple(inputs))
+            return derived(ufunc(*[_values(x) for x in inputs]), tuple(inputs), ufunc)
         fn = _UFUNCS.get(ufunc)
         if fn is None:
             raise _not_differentiable(name)

@@ -9,6 +9,7 @@ from graphad cimport _kernels as K
 from graphad._core cimport Tensor, apply, call, need
 from graphad._prims cimport raw, shape_of, ndim_of, lead, arg_shape, norm_axes, axis_index, stacked
 from graphad._prims import defprim
+from graphad._core import computed, unreplayable
 
 cnp.import_array()
 
@@ -239,6 +240,11 @@ def _norm_index(idx):
 
 def getitem(x, idx):
     x = stacked(x)
+    for i in (idx if type(idx) is tuple else (idx,)):
+        if type(i) is Tensor and ((<Tensor>i).prim is not None or computed(i)):
+            # x[x > 0] while ga.compile traces: the result's shape follows the data
+            unreplayable("getitem with an index computed from traced values")
+            break
     idx = _norm_index(idx)
     try:
         np.empty(shape_of(x), np.bool_)[idx]

@@ -32,9 +32,11 @@ Array arguments (also inside tuple, list and dict arguments) reach f as constant
 the arrays, so NumPy arithmetic and indexing on them (`x * y`, `x[idx]`, `np.exp(x)`) run
 through graphad and are traced.  What a trace cannot see, it freezes (as torch.jit.trace does):
 Python control flow on values, computations on arrays taken out of the graph (`x.numpy()`,
-`np.asarray(x)`), comparisons such as `t > 0` (their results are constants), `float(t)` /
-`t.item()`, a module's train/eval mode, and direct writes such as `p.data -= ...` (use ga.optim,
-or wrap the update in `effect`).  Compile training and evaluation as separate functions.
+`np.asarray(x)`), `float(t)` / `t.item()`, a module's train/eval mode, and direct writes such as
+`p.data -= ...` (use ga.optim, or wrap the update in `effect`).  Compile training and
+evaluation as separate functions.  Comparisons of traced values (`x > 0`) are nodes without a
+derivative, so `ga.where(x > 0, ...)` follows each call's x; indexing by such a mask
+(`x[x > 0]`, whose shape follows the data) makes the function run eagerly, with a warning.
 
 Outputs are fresh on every call: Tensors come back detached (values, not graphs), arrays are
 new arrays (or views of them, when f reshaped a result); a parameter's `.grad` is returned as

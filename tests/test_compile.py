@@ -438,3 +438,29 @@ def test_compiled_functions_pickle():
     np.testing.assert_allclose(copy(x + 1), 2 * (x + 1))
     assert copy.replays == 1 and copy.traces == 2
     np.testing.assert_allclose(comp(x + 2), 2 * (x + 2))
+
+
+def test_regression_comparisons_of_traced_values_are_recomputed_on_replay():
+    """Regression: a comparison of traced values (x > 0) was a constant in the program, so
+    ga.where(x > 0, ...) kept the traced mask: a replay at [-1, 1, -2] returned -3 (the sum
+    over the first call's positive entries) and a gradient of the wrong pattern."""
+    a, b = np.array([1.0, -1.0, 2.0]), np.array([-1.0, 1.0, -2.0])
+    f = ga.compile(lambda x: ga.sum(ga.where(x > 0, x, 0.0)))
+    assert float(f(a)) == 3.0 and float(f(b)) == 1.0
+    g = ga.compile(ga.grad(lambda x: ga.sum(ga.where(x > 0, x * x, 0.0))))
+    np.testing.assert_array_equal(g(a), [2.0, 0.0, 4.0])
+    np.testing.assert_array_equal(g(b), [0.0, 2.0, 0.0])
+    h = ga.compile(ga.grad(lambda x: ga.sum(ga.where(np.greater(x, 0), x, -x))))   # NumPy's
+    np.testing.assert_array_equal(h(a), [1.0, -1.0, 1.0])
+    np.testing.assert_array_equal(h(b), [-1.0, 1.0, -1.0])
+    assert f.replays == g.replays == h.replays == 1
+
+
+def test_regression_indexing_by_a_traced_mask_runs_eagerly_not_frozen():
+    """x[x > 0] has a shape that follows the data: the trace cannot replay it, so the function
+    runs eagerly (with a warning) instead of returning the first call's selection."""
+    m = ga.compile(lambda x: ga.sum(x[x > 0]))
+    with pytest.warns(RuntimeWarning, match="cannot replay getitem"):
+        assert float(m(np.array([1.0, -1.0, 2.0]))) == 3.0
+    assert float(m(np.array([-1.0, 1.0, -2.0]))) == 1.0
+    assert m.replays == 0
