@@ -278,6 +278,10 @@ CASES = {
         ("sort", lambda x: ga.sort(x, axis=-1), [GRID((2, 4), 0)])],
     "put_along_axis_add": [("repeats", lambda g: P(
         "put_along_axis_add", g, np.array([[1, 1, 0]]), params=(-1, (1, 2))), [U((1, 3))])],
+    "var": [("axis0,ddof1", lambda x: ga.var(x, axis=0, ddof=1), [U((3, 4))]),
+            ("axes(0,2),keepdims", lambda x: ga.var(x, axis=(0, 2), keepdims=True),
+             [U((2, 3, 2))]),
+            ("all", lambda x: ga.var(x), [U((2, 3))])],
     "dropout": [("rate=0.5, fixed rng", lambda x: P(
         "dropout", x, params=(0.5, np.random.default_rng(3)))[0], [U((2, 5))])],
 }
