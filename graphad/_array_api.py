@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 
 from graphad import _elementwise as E
+from graphad import _kernels as K
 from graphad import _products as Pr
 from graphad import _reductions as R
 from graphad import _shape as S
@@ -51,6 +52,11 @@ def _dtype(x):
 
 def _arr(x, name):
     """x as an operand: lists of Tensors stacked; complex rejected."""
+    t = type(x)
+    if t is Tensor or t is np.ndarray:          # the usual case, without np.iscomplexobj
+        if (x.data if t is Tensor else x).dtype.kind == "c":
+            raise TypeError(f"{name}: complex input is not supported")
+        return x
     x = stacked(x)
     if np.iscomplexobj(_val(x)):
         raise TypeError(f"{name}: complex input is not supported")
@@ -109,6 +115,8 @@ def _cumsum_fwd(params, x):
     axis, reverse = params
     if reverse:
         return np.flip(np.cumsum(np.flip(x, axis), axis), axis)
+    if type(x) is np.ndarray:       # the method: np.cumsum's dispatch costs ~0.5 us
+        return x.cumsum(axis)
     return np.cumsum(x, axis)
 
 P_CUMSUM = defprim("cumsum", _cumsum_fwd,
@@ -128,8 +136,14 @@ def _flat_axis(x, axis, name):
 
 def cumsum(a, axis=None, dtype=None, out=None):
     """NumPy's cumsum: running sums along axis (the raveled array for axis=None)."""
-    _no_out("cumsum", out)
-    x, ax = _flat_axis(_cast(_arr(a, "cumsum"), dtype), axis, "cumsum")
+    if out is not None:
+        _no_out("cumsum", out)
+    x = _arr(a, "cumsum")
+    if dtype is not None:
+        x = E.astype(x, dtype)
+    if type(axis) is int and type(x) is Tensor and -x.ndim <= axis < x.ndim:
+        return apply(P_CUMSUM, (x,), (axis % x.ndim - x.ndim, False))
+    x, ax = _flat_axis(x, axis, "cumsum")
     return apply(P_CUMSUM, (x,), (ax, False))
 
 
@@ -179,21 +193,106 @@ def prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOVALUE,
     return y
 
 
+# var over (negative) axes with dof = N - ddof, as one primitive:  v = sum((x - m)^2) / dof,
+# m = mean(x) over the axes.  dv = 2/dof sum((x - m) (dx - dm)) = 2/dof sum((x - m) dx), since
+# sum(x - m) = 0 over the axes: the VJP is gx = 2/dof (x - m) g (g broadcast back over the
+# reduced axes), the JVP 2/dof sum((x - m) dx).  The forward saves m; when the rules are
+# recorded (second order) they recompute x - m from x, so that m's dependence on x is
+# differentiated too (d(x - m) = dx - dm).
+def _var_scale(count, ddof):
+    """1/dof, inf or NaN where dof = count - ddof <= 0 (NumPy's result then)."""
+    dof = count - ddof
+    if dof > 0:
+        return 1.0 / dof
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.float64(1.0) / np.float64(max(dof, 0)))
+
+
+_add_reduce = np.add.reduce
+_MOMENTS_MAX = 1 << 14      # beyond this NumPy's pairwise sums are faster and more accurate
+
+
+def _var_fwd(params, x):
+    axes, keepdims, count, ddof = params
+    if type(x) is np.ndarray and axes and axes[-1] - axes[0] == len(axes) - 1 \
+            and x.size <= _MOMENTS_MAX:
+        # one C call for a small array reduced over consecutive axes (x as (outer, n, inner))
+        shape = x.shape
+        first, last = len(shape) + axes[0], len(shape) + axes[-1] + 1
+        if not x.flags.c_contiguous:     # the same numbers on every layout (a small copy)
+            x = np.ascontiguousarray(x)
+        res = K.moments(x, math.prod(shape[:first]), count, math.prod(shape[last:]),
+                        _var_scale(count, ddof))
+        if res is not None:
+            v, m = res
+            kept = shape[:first] + (1,) * len(axes) + shape[last:]
+            return v.reshape(kept if keepdims else shape[:first] + shape[last:]), \
+                m.reshape(kept)
+    x = np.asarray(x)
+    m = _add_reduce(x, axis=axes, keepdims=True)
+    m = m * (1.0 / count)
+    d = x - m
+    d = np.multiply(d, d, out=d) if type(d) is np.ndarray else d * d
+    s = _add_reduce(d, axis=axes, keepdims=keepdims)
+    return np.asarray(s * _var_scale(count, ddof)), m
+
+
+def _var_centered(n):
+    """x - mean(x) for the rules: from the saved mean, or recomputed when recording."""
+    x = arg(n, 0)
+    axes, _, count, _ = n.params
+    if type(x) is Tensor:
+        return E.sub_(x, E.mul_(R.sum_(x, axes, True), 1.0 / count))
+    return x - n.saved
+
+
+def _var_vjp(n, g):
+    axes, keepdims, count, ddof = n.params
+    if not keepdims:    # g (lead + the output's shape) broadcast back over the reduced axes
+        nl = _ndim(g) - n.data.ndim
+        x_shape = _shape(arg(n, 0))
+        nd = len(x_shape)
+        g = S.reshape_(g, tuple(_shape(g)[:nl]) + tuple(
+            1 if i - nd in axes else d for i, d in enumerate(x_shape)))
+    return (E.gmul_(g, E.mul_(_var_centered(n), 2.0 * _var_scale(count, ddof))),)
+
+
+def _var_jvp(n, t):
+    axes, keepdims, count, ddof = n.params
+    return E.mul_(R.sum_(E.gmul_(t[0], _var_centered(n)), axes, keepdims),
+                  2.0 * _var_scale(count, ddof))
+
+
+P_VAR = defprim("var", _var_fwd, _var_vjp, _var_jvp, saves=True)
+
+
 def var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOVALUE,
         mean=_NOVALUE, correction=_NOVALUE):
     """NumPy's var: mean(|x - mean(x)|^2) * N / (N - ddof) over axis (correction= is ddof's
     Array-API name; mean= a precomputed mean with keepdims=True).  N - ddof <= 0 gives inf or
     NaN with a RuntimeWarning, as NumPy."""
-    _no_out("var", out)
-    _no_kw("var", where=where)
+    if out is not None:
+        _no_out("var", out)
+    if where is not _NOVALUE and where is not None:
+        _no_kw("var", where=where)
     if correction is not _NOVALUE:
         if ddof != 0:
             raise ValueError("var: ddof and correction can't be provided simultaneously.")
         ddof = correction
-    x = _cast(_arr(a, "var"), dtype)
-    nd = _ndim(x)
-    axes = norm_axes(axis, nd, "var")
-    count = int(math.prod([_shape(x)[k] for k in axes]))
+    x = _arr(a, "var")
+    if dtype is not None:
+        x = E.astype(x, dtype)
+    shape = _shape(x)
+    axes = norm_axes(axis, len(shape), "var")
+    count = 1
+    for k in axes:
+        count *= shape[k]
+    if count > 0 and mean is _NOVALUE:
+        if count - ddof <= 0:
+            warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=2)
+        if not isinstance(ddof, (int, float)):
+            ddof = float(ddof)
+        return apply(P_VAR, (x,), (axes, bool(keepdims), count, ddof))
     if count == 0:
         m = E.multiply(R.sum(x, axis=axes, keepdims=True), np.nan)
     elif mean is not _NOVALUE:
@@ -504,6 +603,13 @@ def pad(array, pad_width, mode="constant", **kwargs):
 # ==============================================================================================
 # Products
 
+def _as_matrix(x, shape):
+    """x reshaped to a matrix: a node for a Tensor, a view of a constant."""
+    if _shape(x) == shape:
+        return x
+    return S.reshape(x, shape) if type(x) is Tensor else np.reshape(x, shape)
+
+
 def tensordot(a, b, axes=2):
     """NumPy's tensordot: sum over the last `axes` axes of a and the first of b (or over the
     listed pairs), as one matrix product between reshapes (and transposes where the summed axes
@@ -511,6 +617,14 @@ def tensordot(a, b, axes=2):
     a, b = _arr(a, "tensordot"), _arr(b, "tensordot")
     sa, sb = _shape(a), _shape(b)
     na, nb = len(sa), len(sb)
+    if type(axes) is int and 0 <= axes <= na and axes <= nb and sa[na - axes:] == sb[:axes]:
+        # the usual call: a's last `axes` axes against b's first, no transposes
+        free_a, free_b = sa[:na - axes], sb[axes:]
+        k = math.prod(sb[:axes])
+        c = Pr.matmul(_as_matrix(a, (math.prod(free_a), k)),
+                      _as_matrix(b, (k, math.prod(free_b))))
+        out_shape = free_a + free_b
+        return c if _shape(c) == out_shape else S.reshape(c, out_shape)
     if np.ndim(axes) == 0:
         k = int(axes)
         if k < 0 or k > na or k > nb:

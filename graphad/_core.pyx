@@ -40,14 +40,14 @@ cnp.import_array()
 cdef extern from *:
     """
     typedef struct {
-        int grad_enabled, recording, debug, tracing, take_pass, flat;
+        int grad_enabled, recording, debug, tracing, take_pass, flat, depth;
         long sweep, fwd;
         Py_ssize_t fwd_nlead;
     } ga_thread_state;
     /* initial-exec: a load relative to the thread pointer, no __tls_get_addr call (the block
        is small enough for the static TLS space glibc keeps for modules loaded later) */
     static __thread ga_thread_state ga_ts __attribute__((tls_model("initial-exec"))) =
-        {1, 0, 0, 0, 0, 0, 0, 0, 0};
+        {1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     """
     bint _grad_enabled "ga_ts.grad_enabled"
     bint _recording "ga_ts.recording"   # rules see Tensors (create_graph) rather than arrays
@@ -59,6 +59,7 @@ cdef extern from *:
     long _sweep "ga_ts.sweep"           # the stamp of the sweep now running
     long _fwd "ga_ts.fwd"               # the stamp of the eager forward evaluation, or 0
     Py_ssize_t _fwd_nlead "ga_ts.fwd_nlead"   # its tangents' leading batch axes
+    int _depth "ga_ts.depth"            # transforms running their function (run_transform)
 
 _thread = threading.local()      # .tracer, .fwd_stack (forward_begin / forward_end)
 cdef long _stamp = 0             # incremented by every sweep in any thread (with the GIL held),
@@ -123,6 +124,27 @@ def set_grad_enabled(bint mode):
     prev = _grad_enabled
     _grad_enabled = mode
     return prev
+
+
+def transform_depth():
+    """How many transforms are running their function in this thread (> 0: a transform is
+    nested in another, and its sweeps must record)."""
+    return _depth
+
+
+def run_transform(f, args, kwargs):
+    """f(*args, **kwargs) for a transform (graphad.transforms): with recording on, counted in
+    transform_depth while it runs."""
+    global _grad_enabled, _depth
+    cdef bint prev = _grad_enabled
+    cdef int depth = _depth
+    _grad_enabled = True
+    _depth = depth + 1
+    try:
+        return f(*args, **kwargs)
+    finally:
+        _depth = depth
+        _grad_enabled = prev
 
 
 def set_debug(bint mode=True):

@@ -12,6 +12,7 @@ import weakref
 import numpy as np
 cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 cnp.import_array()
@@ -288,6 +289,51 @@ cpdef object broadcast_to(object x, tuple shape):
     return r
 
 
+cdef inline bint _is_column(cnp.ndarray x):
+    """An (m, 1) matrix."""
+    return cnp.PyArray_NDIM(x) == 2 and cnp.PyArray_DIMS(x)[1] == 1
+
+
+cdef inline bint _is_row(cnp.ndarray x):
+    """An (n,) vector or a (1, n) matrix."""
+    return cnp.PyArray_NDIM(x) == 1 or (cnp.PyArray_NDIM(x) == 2 and cnp.PyArray_DIMS(x)[0] == 1)
+
+
+cdef object _binary_outer(int op, cnp.ndarray col, cnp.ndarray row, int typ, bint col_first):
+    """col (op) row for an (m, 1) column and an (n,) or (1, n) row (both C-contiguous): the
+    (m, n) outer table (a matmul's cotangent g b^T), one kernel call per row, without NumPy's
+    broadcasting (and, for the chain-rule product, its errstate and where)."""
+    cdef PyThreadState *ts
+    cdef cnp.npy_intp dims[2]
+    cdef Py_ssize_t i, m = cnp.PyArray_DIMS(col)[0], n = cnp.PyArray_SIZE(row)
+    cdef cnp.ndarray out
+    dims[0], dims[1] = m, n
+    out = new_array(2, dims, typ)
+    ts = _unlock(m * n >= _NOGIL_MIN)
+    if typ == cnp.NPY_DOUBLE:
+        for i in range(m):
+            if col_first:
+                ga_binary_d(op, n, <double*>cnp.PyArray_DATA(col) + i, 0,
+                            <double*>cnp.PyArray_DATA(row), 1,
+                            <double*>cnp.PyArray_DATA(out) + i * n)
+            else:
+                ga_binary_d(op, n, <double*>cnp.PyArray_DATA(row), 1,
+                            <double*>cnp.PyArray_DATA(col) + i, 0,
+                            <double*>cnp.PyArray_DATA(out) + i * n)
+    else:
+        for i in range(m):
+            if col_first:
+                ga_binary_f(op, n, <float*>cnp.PyArray_DATA(col) + i, 0,
+                            <float*>cnp.PyArray_DATA(row), 1,
+                            <float*>cnp.PyArray_DATA(out) + i * n)
+            else:
+                ga_binary_f(op, n, <float*>cnp.PyArray_DATA(row), 1,
+                            <float*>cnp.PyArray_DATA(col) + i, 0,
+                            <float*>cnp.PyArray_DATA(out) + i * n)
+    _relock(ts)
+    return out
+
+
 cpdef object binary(int op, object a, object b):
     """Elementwise a (op) b with NumPy broadcasting and type promotion."""
     cdef PyThreadState *ts
@@ -343,6 +389,10 @@ cpdef object binary(int op, object a, object b):
             return _binary_rows(op, x, y, typ, False)
         elif _is_suffix(x, y):
             return _binary_rows(op, y, x, typ, True)
+        elif _is_column(x) and _is_row(y):
+            return _binary_outer(op, x, y, typ, True)
+        elif _is_column(y) and _is_row(x):
+            return _binary_outer(op, y, x, typ, False)
         else:
             return _binary_numpy(op, a, b)
     if sa:
@@ -1145,3 +1195,131 @@ cpdef adam_update(object p, object g, object m, object v, double lr, double beta
         with nogil:
             ga_adam_f(n, <float*>cnp.PyArray_DATA(pa), <float*>pg, <float*>pm, <float*>pv,
                       lr, beta1, beta2, eps, weight_decay, decoupled, bc1, bc2)
+
+
+# ----------------------------------------------------------------------------------------------
+# moments: the mean and variance of small arrays in one call (graphad._array_api's var).  NumPy
+# spends ~12k instructions setting up each reduction; an 8x8 var takes two reductions and four
+# ufunc calls.  Two passes over the data (the mean, then the squared deviations from it), both
+# accumulated in double precision.
+
+ctypedef fused _real:
+    float
+    double
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _moments(const _real *x, Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner,
+                   double scale, double *acc, double *sq, _real *mean,
+                   _real *var) noexcept nogil:
+    cdef Py_ssize_t o, r, b
+    cdef const _real *row
+    cdef double d, inv = 1.0 / n
+    for o in range(outer):
+        for b in range(inner):
+            acc[b] = 0.0
+            sq[b] = 0.0
+        for r in range(n):
+            row = x + (o * n + r) * inner
+            for b in range(inner):
+                acc[b] += row[b]
+        for b in range(inner):
+            acc[b] *= inv
+        for r in range(n):
+            row = x + (o * n + r) * inner
+            for b in range(inner):
+                d = row[b] - acc[b]
+                sq[b] += d * d
+        for b in range(inner):
+            mean[o * inner + b] = <_real>acc[b]
+            var[o * inner + b] = <_real>(sq[b] * scale)
+
+
+def moments(object x, Py_ssize_t outer, Py_ssize_t n, Py_ssize_t inner, double scale):
+    """For x (a C-contiguous float64/float32 array) viewed as (outer, n, inner): (scale times
+    the sums of squared deviations from the means over the middle axis, the means), both flat
+    arrays of outer * inner entries in x's dtype; None for any other x."""
+    cdef cnp.ndarray a, mean, var
+    cdef cnp.npy_intp m = outer * inner
+    cdef double *buf
+    if not (_is_float_array(x) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)) or n <= 0 \
+            or cnp.PyArray_SIZE(<cnp.ndarray>x) != m * n:
+        return None
+    a = <cnp.ndarray>x
+    mean = new_array(1, &m, cnp.PyArray_TYPE(a))
+    var = new_array(1, &m, cnp.PyArray_TYPE(a))
+    buf = <double*>PyMem_Malloc(2 * max(inner, 1) * sizeof(double))
+    if buf == NULL:
+        raise MemoryError()
+    if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+        _moments(<double*>cnp.PyArray_DATA(a), outer, n, inner, scale, buf, buf + inner,
+                 <double*>cnp.PyArray_DATA(mean), <double*>cnp.PyArray_DATA(var))
+    else:
+        _moments(<float*>cnp.PyArray_DATA(a), outer, n, inner, scale, buf, buf + inner,
+                 <float*>cnp.PyArray_DATA(mean), <float*>cnp.PyArray_DATA(var))
+    PyMem_Free(buf)
+    return var, mean
+
+
+# ----------------------------------------------------------------------------------------------
+# lincomb: sum_i c_i x_i in one pass (graphad._lincomb; a Runge-Kutta stage or update is one)
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void _lincomb(Py_ssize_t m, Py_ssize_t n, const double *c, _real **xs,
+                   _real *out) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef _real ci
+    cdef const _real *x = xs[0]
+    ci = <_real>c[0]
+    if ci == 1:
+        for j in range(n):
+            out[j] = x[j]
+    else:
+        for j in range(n):
+            out[j] = ci * x[j]
+    for i in range(1, m):
+        x = xs[i]
+        ci = <_real>c[i]
+        for j in range(n):
+            out[j] = out[j] + ci * x[j]
+
+
+def lincomb(tuple coeffs, tuple xs):
+    """sum_i coeffs[i] * xs[i] for C-contiguous float64/float32 arrays of one shape and dtype
+    (each product rounded in that dtype, then added in order, as NumPy would); None for any
+    other operands."""
+    cdef Py_ssize_t i, m = len(xs), n
+    cdef cnp.ndarray a, first
+    cdef int typ, nd
+    cdef double *c
+    cdef void **ptrs
+    cdef PyThreadState *ts
+    if m == 0 or len(coeffs) != m or not _is_float_array(xs[0]):
+        return None
+    first = <cnp.ndarray>xs[0]
+    typ, nd = cnp.PyArray_TYPE(first), cnp.PyArray_NDIM(first)
+    for i in range(m):
+        x = xs[i]
+        if not (_is_float_array(x) and cnp.PyArray_TYPE(<cnp.ndarray>x) == typ and
+                cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x) and
+                cnp.PyArray_SAMESHAPE(<cnp.ndarray>x, first)):
+            return None
+    out = new_array(nd, cnp.PyArray_DIMS(first), typ)
+    n = cnp.PyArray_SIZE(first)
+    c = <double*>PyMem_Malloc(m * (sizeof(double) + sizeof(void*)))
+    if c == NULL:
+        raise MemoryError()
+    ptrs = <void**>(c + m)
+    for i in range(m):
+        c[i] = coeffs[i]
+        ptrs[i] = cnp.PyArray_DATA(<cnp.ndarray>xs[i])
+    ts = _unlock(n * m >= _NOGIL_MIN)
+    if typ == cnp.NPY_DOUBLE:
+        _lincomb(m, n, c, <double**>ptrs, <double*>cnp.PyArray_DATA(out))
+    else:
+        _lincomb(m, n, c, <float**>ptrs, <float*>cnp.PyArray_DATA(out))
+    _relock(ts)
+    PyMem_Free(c)
+    return out

@@ -8,7 +8,6 @@ Inside another transform, sweeps record their own operations (create_graph), so 
 compose: grad(grad(f)), jvp(grad(f)), ...  Top-level results are NumPy arrays.
 """
 import functools
-import threading
 
 import numpy as np
 
@@ -19,7 +18,11 @@ from graphad.compile import constant as _constant
 from graphad._kernels import unit_block
 from graphad._elementwise import P_ID
 
-_local = threading.local()   # .depth: how many transforms run f in this thread (> 0: nested)
+# how many transforms run f in this thread (> 0: nested) and running f as a transform: C
+# thread-locals in the engine, read on every call
+_depth = _core.transform_depth
+_run = _core.run_transform
+_LEAF_DEF = (tree.LEAF, 1)      # the (treedef, leaf count) of an argument that is one array
 
 
 def _argnums_tuple(argnums, nargs):
@@ -55,35 +58,48 @@ class _Trace:
     A differentiated argument may be a tree (graphad.tree): each of its leaves is a source,
     and pack() gives the derivatives back in the argument's structure."""
 
+    __slots__ = ("nums", "single", "nested", "args", "sources", "defs", "flat")
+
     def __init__(self, args, argnums):
-        self.nums, self.single = _argnums_tuple(argnums, len(args))
-        self.nested = getattr(_local, "depth", 0) > 0
-        self.args = list(args)
-        self.sources = []
-        self.defs = []                  # per differentiated argument: (treedef, leaf count)
-        for i in self.nums:
+        n = len(args)
+        if type(argnums) is int and 0 <= argnums < n:
+            nums, single = (argnums,), True
+        else:
+            nums, single = _argnums_tuple(argnums, n)
+        self.nums, self.single = nums, single
+        nested = _depth() > 0
+        args = list(args)
+        sources = []
+        defs = []                       # per differentiated argument: (treedef, leaf count)
+        flat = True                     # every differentiated argument is one array
+        for i in nums:
             a = args[i]
-            if tree.is_container(a):
+            if type(a) is np.ndarray:   # the usual case (leaf() checks the dtype)
+                s = _core.leaf(a)
+            elif a is None or isinstance(a, (tuple, list, dict)):      # a tree
                 leaves, td = tree.flatten(a)
+                srcs = []
+                for x in leaves:
+                    if type(x) is Tensor and x.requires_grad:
+                        nested = True
+                    srcs.append(_as_source(x))
+                sources.extend(srcs)
+                defs.append((td, len(srcs)))
+                args[i] = tree.unflatten(td, srcs)
+                flat = False
+                continue
             else:
-                leaves, td = [a], tree.LEAF
-            for x in leaves:
-                if type(x) is Tensor and x.requires_grad:
-                    self.nested = True
-            srcs = [_as_source(x) for x in leaves]
-            self.sources.extend(srcs)
-            self.defs.append((td, len(srcs)))
-            self.args[i] = srcs[0] if td is tree.LEAF else tree.unflatten(td, srcs)
+                if type(a) is Tensor and a.requires_grad:
+                    nested = True
+                s = _as_source(a)
+            sources.append(s)
+            defs.append(_LEAF_DEF)
+            args[i] = s
+        self.nested, self.args, self.sources, self.defs, self.flat = (nested, args, sources,
+                                                                      defs, flat)
 
     def run(self, f, kwargs):
-        prev = _core.set_grad_enabled(True)
-        depth = getattr(_local, "depth", 0)
-        _local.depth = depth + 1
-        try:
-            return f(*self.args, **kwargs)
-        finally:
-            _local.depth = depth
-            _core.set_grad_enabled(prev)
+        return _run(f, self.args, kwargs)
 
     def export(self, x):
         """A result for the caller: a Tensor when nested, else a NumPy array."""
@@ -94,6 +110,8 @@ class _Trace:
     def pack(self, grads):
         """Per-source results (in the order of self.sources) -> one per argument, each in the
         argument's structure."""
+        if self.flat:
+            return grads[0] if self.single else tuple(grads)
         out, k = [], 0
         for td, n in self.defs:
             out.append(grads[k] if td is tree.LEAF else tree.unflatten(td, grads[k:k + n]))
@@ -103,6 +121,8 @@ class _Trace:
     def split(self, per_source, what):
         """A tangent per differentiated argument (each in its argument's structure) -> a list
         in the order of self.sources."""
+        if self.flat:
+            return list(per_source)
         flat = []
         for (td, _), v in zip(self.defs, per_source):
             flat.extend([v] if td is tree.LEAF else tree.flatten_as(td, v, what))
@@ -135,7 +155,7 @@ def _export_aux(trace, holder):
 
 
 def _scalar_output(out, name):
-    if not isinstance(out, Tensor):
+    if type(out) is not Tensor:
         out = _core.as_tensor(out)
     if out.size != 1:
         raise TypeError(f"{name}: the function must return a scalar, got shape {out.shape}; "
@@ -150,19 +170,25 @@ def _reverse(trace, outs, seeds, retain=False, record=False):
     """Cotangents of the trace's sources, zeros where nothing flowed.  The sweep is recorded
     (and its results are Tensors) when the trace is nested or `record` asks for it."""
     record = record or trace.nested
-    live = [(o, s) for o, s in zip(outs, seeds) if isinstance(o, Tensor) and o.requires_grad]
-    if live:
-        grads = _core.reverse_sweep([o for o, _ in live], [s for _, s in live],
-                                    retain_graph=retain or record,
-                                    create_graph=record, sources=trace.sources)
+    roots, live_seeds = [], []
+    for o, s in zip(outs, seeds):
+        if isinstance(o, Tensor) and o.requires_grad:
+            roots.append(o)
+            live_seeds.append(s)
+    sources = trace.sources
+    if roots:
+        grads = _core.reverse_sweep(roots, live_seeds, retain_graph=retain or record,
+                                    create_graph=record, sources=sources)
     else:
-        grads = [None] * len(trace.sources)
+        grads = [None] * len(sources)
     result = []
-    for g, s in zip(grads, trace.sources):
+    for g, s in zip(grads, sources):
         if g is None:
             g = _zeros(s.shape, s.dtype)
         if record:
             result.append(g if isinstance(g, Tensor) else _core.as_tensor(g))
+        elif type(g) is np.ndarray:
+            result.append(g)
         else:
             result.append(trace.export(g))
     return result
@@ -177,10 +203,10 @@ def value_and_grad(f, argnums=0, has_aux=False):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         trace = _Trace(args, argnums)
-        out = _scalar_output(trace.run(g, kwargs), "grad")
+        out = _scalar_output(_run(g, trace.args, kwargs), "grad")
         seed = np.ones(out.shape, out.dtype)
         grads = _reverse(trace, [out], [seed])
-        value = trace.export(out)
+        value = out.data if not trace.nested and type(out) is Tensor else trace.export(out)
         if holder is not None:
             value = (value, _export_aux(trace, holder))
         return value, trace.pack(grads)
@@ -202,6 +228,8 @@ def grad(f, argnums=0, has_aux=False):
 
 def _as_outputs(out):
     """f's output as a list of Tensors and its treedef (None: a single array)."""
+    if type(out) is Tensor:
+        return [out], None
     if tree.is_container(out):
         leaves, td = tree.flatten(out)
         return [o if isinstance(o, Tensor) else _core.as_tensor(o) for o in leaves], td
@@ -215,6 +243,10 @@ def _pack_outputs(kind, values):
 def _coerce(trace, v, like, what, whose):
     """A seed or tangent v for the Tensor `like`: its dtype and shape, an array at top level
     (a Tensor is kept when nested or when it carries a graph itself)."""
+    if type(v) is np.ndarray and v.dtype is like.dtype:     # the usual case: nothing to convert
+        if v.shape != like.shape:
+            raise ValueError(f"{what} has shape {v.shape} but {whose} has shape {like.shape}")
+        return v
     if not (isinstance(v, Tensor) and (trace.nested or v.requires_grad)):
         v = v.data if isinstance(v, Tensor) else v
         if np.iscomplexobj(v):       # casting to like's real dtype would drop the imaginary part
@@ -235,10 +267,14 @@ def vjp(f, *primals, argnums=None, has_aux=False):
     nums = tuple(range(len(primals))) if argnums is None else argnums
     g, holder = _with_aux(f, has_aux, "vjp")
     trace = _Trace(primals, nums)
-    out = trace.run(g, {})
+    out = _run(g, trace.args, {})
     outs, kind = _as_outputs(out)
 
     def vjp_fn(cotangent):
+        if kind is None:
+            seed = _coerce(trace, cotangent, outs[0], "vjp: cotangent", "the output")
+            record = isinstance(seed, Tensor) and seed.requires_grad
+            return tuple(_reverse(trace, outs, [seed], retain=True, record=record))
         if kind is None:
             cts = [cotangent]
         elif isinstance(kind, tuple) and kind[0] == "seq" and not tree.is_container(cotangent):
@@ -255,7 +291,11 @@ def vjp(f, *primals, argnums=None, has_aux=False):
         record = any(isinstance(c, Tensor) and c.requires_grad for c in seeds)
         return tuple(_reverse(trace, outs, seeds, retain=True, record=record))
 
-    result = _pack_outputs(kind, [trace.export(o) for o in outs])
+    if kind is None:
+        o = outs[0]
+        result = o.data if not trace.nested and type(o) is Tensor else trace.export(o)
+    else:
+        result = _pack_outputs(kind, [trace.export(o) for o in outs])
     if holder is not None:
         return result, vjp_fn, _export_aux(trace, holder)
     return result, vjp_fn
@@ -272,7 +312,7 @@ def _run_eager(trace, f, kwargs, tangents, nlead):
     _core.forward_begin(trace.sources, tangents, nlead)
     outs = []
     try:
-        outs, kind = _as_outputs(trace.run(f, kwargs))
+        outs, kind = _as_outputs(_run(f, trace.args, kwargs))
     finally:
         touts = _core.forward_end(outs)
     return outs, kind, touts
@@ -333,6 +373,8 @@ def _identity_blocks(shape, dtype, chunk_size):
     n = 1
     for d in shape:
         n *= d
+    if chunk_size is None:
+        return [unit_block(shape, 0, n, dtype)]
     return [unit_block(shape, start, k, dtype) for start, k in _chunks(n, chunk_size)]
 
 
@@ -409,11 +451,37 @@ def _jac_fwd_eager(trace, f, kwargs, block):
     the single source: f's values and the tangent block are computed side by side."""
     outs, kind, tans = _run_eager(trace, f, kwargs, [block], 1)
     s = trace.sources[0]
-    return outs, kind, [[_fwd_entry(trace, o, s, [(block, t)])] for o, t in zip(outs, tans)]
+    jac = []
+    for o, t in zip(outs, tans):
+        if type(t) is np.ndarray:       # (n,) + o.shape -> o.shape + s.shape, at top level
+            if o.shape:                 # one tiled transpose of the (n, size) matrix
+                t = K.contiguous(t.reshape(t.shape[0], o.size).T)
+            if not t.flags.writeable:   # the identity block itself (f returned its input)
+                t = t.copy()
+            jac.append([t.reshape(o.shape + s.shape)])
+        else:
+            jac.append([_fwd_entry(trace, o, s, [(block, t)])])
+    return outs, kind, jac
 
 
 def _jac_rev(trace, outs, chunk_size):
     """jac[o][i]: d outs[o] / d sources[i], by reverse sweeps with blocks of cotangents."""
+    sources, nested = trace.sources, trace.nested
+    if len(outs) == 1 and outs[0].requires_grad and chunk_size is None:
+        # the usual case: one output, one sweep with its whole identity
+        o = outs[0]
+        grads = _core.reverse_sweep([o], _identity_blocks(o.shape, o.dtype, None),
+                                    retain_graph=nested, create_graph=nested, sources=sources,
+                                    nlead=1)
+        row = []
+        for g, s in zip(grads, sources):
+            if g is None:
+                row.append(trace.export(_zeros(o.shape + s.shape, s.dtype)))
+            elif not nested and type(g) is np.ndarray:     # a fresh array from the sweep
+                row.append(g.reshape(o.shape + s.shape))
+            else:
+                row.append(trace.export(_block_to_jacobian(g, False, o.shape, s.shape, nested)))
+        return [row]
     jac = [[None] * len(trace.sources) for _ in outs]
     for j, o in enumerate(outs):
         per_src = [[] for _ in trace.sources]
@@ -439,6 +507,8 @@ def _jac_rev(trace, outs, chunk_size):
 
 def _pack_jacobian(trace, jac, kind):
     """jac[o][i] -> the output's structure of (the arguments' structure of) blocks."""
+    if kind is None:
+        return trace.pack(jac[0])
     return _pack_outputs(kind, [trace.pack(row) for row in jac])
 
 
@@ -532,8 +602,10 @@ def _jacobian_transform(f, argnums, chunk_size, mode, name, executor=None, has_a
         if blocks is not None and len(blocks) == 1:
             outs, kind, jac = _jac_fwd_eager(trace, f, kwargs, blocks[0])
             _float_outputs(outs, name)
+            if holder is None:
+                return _pack_jacobian(trace, jac, kind)
             return finish(trace, jac, kind)
-        outs, kind = _as_outputs(trace.run(f, kwargs))
+        outs, kind = _as_outputs(_run(f, trace.args, kwargs))
         _float_outputs(outs, name)
         m = mode
         if m == "auto":
@@ -541,6 +613,8 @@ def _jacobian_transform(f, argnums, chunk_size, mode, name, executor=None, has_a
             n_out = sum(o.size for o in outs)
             m = "fwd" if n_in <= n_out else "rev"
         jac = (_jac_fwd if m == "fwd" else _jac_rev)(trace, outs, chunk_size)
+        if holder is None:
+            return _pack_jacobian(trace, jac, kind)
         return finish(trace, jac, kind)
     return wrapper
 

@@ -292,6 +292,14 @@ CASES = {
         ("batch, no gw", lambda w, V, gV: P(
             "eigh_vjp", 0.2 * w + np.array([-2.0, 0.0, 2.0]), V, gV, params=False),
          [U((2, 3)), U((2, 3, 3)), U((2, 3, 3))])],
+    "var": [("axis0,ddof1", lambda x: ga.var(x, axis=0, ddof=1), [U((3, 4))]),
+            ("axes(0,2),keepdims", lambda x: ga.var(x, axis=(0, 2), keepdims=True),
+             [U((2, 3, 2))]),
+            ("all", lambda x: ga.var(x), [U((2, 3))])],
+    "lincomb": [("rk4 update", lambda y, a, b: P("lincomb", y, a, b, params=(1.0, 0.25, -1.5)),
+                 [U((2, 3)), U((2, 3)), U((2, 3))]),
+                ("broadcast row", lambda y, a: P("lincomb", y, a, params=(2.0, 0.5)),
+                 [U((2, 3)), U((3,))])],
     "dropout": [("rate=0.5, fixed rng", lambda x: P(
         "dropout", x, params=(0.5, np.random.default_rng(3)))[0], [U((2, 5))])],
 }
