@@ -860,6 +860,18 @@ cdef class Tensor:
     def clip(self, lo=None, hi=None): return _O.clip(self, lo, hi)
     def flatten(self): return _O.reshape(self, (-1,))
     def ravel(self): return _O.reshape(self, (-1,))
+    def var(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return _O.var(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
+    def std(self, axis=None, dtype=None, out=None, ddof=0, keepdims=False):
+        return _O.std(self, axis=axis, dtype=dtype, out=out, ddof=ddof, keepdims=keepdims)
+    def prod(self, axis=None, dtype=None, out=None, keepdims=False):
+        return _O.prod(self, axis=axis, dtype=dtype, out=out, keepdims=keepdims)
+    def cumsum(self, axis=None, dtype=None, out=None):
+        return _O.cumsum(self, axis=axis, dtype=dtype, out=out)
+    def cumprod(self, axis=None, dtype=None, out=None):
+        return _O.cumprod(self, axis=axis, dtype=dtype, out=out)
+    def repeat(self, repeats, axis=None): return _O.repeat(self, repeats, axis)
+    def round(self, decimals=0, out=None): return _O.round(self, decimals, out)
 
 
 # ga.compile: a traced Tensor's value read into Python (bool, float, int, .item(), np.asarray)

@@ -464,3 +464,19 @@ def test_trace_offset_axes_and_diag_k():
         np.testing.assert_allclose(ga.diag(M, k).data, np.diag(M, k))
         ga.check_grad(lambda v: ga.diag(v, k), v)
         ga.check_grad(lambda M: ga.diag(M, k), M)
+
+
+def test_tensor_methods_match_numpy_and_differentiate():
+    """x.var(), x.std(), x.prod(), x.cumsum(), x.cumprod(), x.repeat(), x.round() on a Tensor, as
+    on an ndarray (ported NumPy code calls the methods)."""
+    a = np.random.default_rng(3).uniform(0.5, 2.0, (3, 4))
+    t = ga.tensor(a)
+    for name, kw in (("var", {"axis": 1, "ddof": 1}), ("std", {"axis": 0}), ("prod", {}),
+                     ("cumsum", {"axis": 1}), ("cumprod", {"axis": 0}),
+                     ("repeat", {"repeats": 2, "axis": 1}), ("round", {"decimals": 1})):
+        np.testing.assert_allclose(getattr(t, name)(**kw).numpy(), getattr(a, name)(**kw),
+                                   rtol=1e-12, err_msg=name)
+    g = ga.grad(lambda x: x.var(axis=1).sum() + x.cumsum(axis=0).prod())(a)
+    g_ag = autograd.grad(lambda x: anp.sum(anp.var(x, axis=1)) +
+                         anp.prod(anp.cumsum(x, axis=0)))(a)
+    np.testing.assert_allclose(g, g_ag, rtol=1e-10)
