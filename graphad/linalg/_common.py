@@ -12,11 +12,17 @@ def _raw(x):
 
 def _square(name, a):
     """a as an array or Tensor of float dtype, checked to be a (batch of) square matrices."""
+    return _matrix(name, a, square=True)
+
+
+def _matrix(name, a, square=False):
+    """a as an array or Tensor of float dtype, checked to be a (batch of) matrices (square
+    ones if asked)."""
     a = a if isinstance(a, Tensor) else np.asarray(a)
     shape = np.shape(_raw(a))
-    if len(shape) < 2 or shape[-1] != shape[-2]:
-        raise ValueError(f"{name}: needs a square matrix (or a batch of them) in the last two "
-                         f"axes, got shape {shape}")
+    if len(shape) < 2 or (square and shape[-1] != shape[-2]):
+        raise ValueError(f"{name}: needs a {'square ' if square else ''}matrix (or a batch of "
+                         f"them) in the last two axes, got shape {shape}")
     dt = np.asarray(_raw(a)).dtype
     if dt.kind == "c":
         raise TypeError(f"{name}: complex dtypes are not supported yet (got {dt})")

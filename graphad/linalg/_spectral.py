@@ -53,7 +53,7 @@ from graphad._prims import REGISTRY, defprim
 from graphad._products import _swap, matmul_
 from graphad._reductions import sum_
 from graphad._shape import getitem_, reshape_
-from graphad.linalg._common import _lapack, _raw, _square, _sym
+from graphad.linalg._common import _lapack, _matrix, _raw, _square, _sym
 
 __all__ = ["eigh", "eigvalsh", "svd"]   # and NonDifferentiableError (see the report)
 
@@ -601,20 +601,6 @@ def _svd_jvp(n, t):
 P_SVD = defprim("svd", _svd_fwd, _svd_vjp, _svd_jvp, multiple=True)
 
 
-def _float_matrix(name, a):
-    a = a if isinstance(a, Tensor) else np.asarray(a)
-    shape = _shape(a)
-    if len(shape) < 2:
-        raise ValueError(f"{name}: needs a matrix (or a batch of them) in the last two axes, "
-                         f"got shape {shape}")
-    dt = np.asarray(_raw(a)).dtype
-    if dt.kind == "c":
-        raise TypeError(f"{name}: complex dtypes are not supported yet (got {dt})")
-    if dt.kind != "f":
-        a = a.astype(np.float64)
-    return a
-
-
 def svd(a, full_matrices=True, compute_uv=True):
     """Singular value decomposition A = U diag(S) Vh, NumPy's conventions: (U, S, Vh) with S
     descending, U (..., m, m) and Vh (..., n, n) for full_matrices=True, (..., m, k) and
@@ -627,7 +613,7 @@ def svd(a, full_matrices=True, compute_uv=True):
     full_matrices=True and m != n, the extra columns of U (rows of Vh) are any basis of the
     complement: derivatives through them are those of no rotation inside it (exact for their
     projector) and a basis-dependent loss of them raises.  See the module's SPEC."""
-    a = _no_half("svd", _float_matrix("svd", a))
+    a = _no_half("svd", _matrix("svd", a))
     if not compute_uv:
         return apply(P_SVD, (a,), False)[1]
     return apply(P_SVD, (a,), bool(full_matrices))

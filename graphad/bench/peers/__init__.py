@@ -23,3 +23,18 @@ def missing(modules):
         except Exception as e:                       # not installed, or broken
             return f"{m} not importable ({type(e).__name__}: {e})"
     return None
+
+
+def op_chain(y, n, sin, tanh):
+    """The overhead workload's chain in any engine: y * 1.0001, sin, + 0.5, tanh, in turn."""
+    for i in range(n):
+        k = i & 3
+        if k == 0:
+            y = y * 1.0001
+        elif k == 1:
+            y = sin(y)
+        elif k == 2:
+            y = y + 0.5
+        else:
+            y = tanh(y)
+    return y

@@ -1,5 +1,5 @@
 """HIPS autograd: reverse mode over autograd.numpy, eager (it has no compiler)."""
-from graphad.bench.peers import missing
+from graphad.bench.peers import missing, op_chain
 
 LABEL = "HIPS autograd"
 MODULES = ("autograd", "autograd.numpy")
@@ -9,24 +9,10 @@ def available(ctx):
     return missing(MODULES)
 
 
-def _chain(y, n, np_):
-    for i in range(n):
-        k = i & 3
-        if k == 0:
-            y = y * 1.0001
-        elif k == 1:
-            y = np_.sin(y)
-        elif k == 2:
-            y = y + 0.5
-        else:
-            y = np_.tanh(y)
-    return y
-
-
 def chain(x0, n_ops):
     import autograd
     import autograd.numpy as anp
-    g = autograd.grad(lambda x: anp.sum(_chain(x, n_ops, anp)))
+    g = autograd.grad(lambda x: anp.sum(op_chain(x, n_ops, anp.sin, anp.tanh)))
     return lambda: g(x0)
 
 

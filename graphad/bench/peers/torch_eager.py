@@ -1,6 +1,6 @@
 """PyTorch eager: torch.autograd on CPU tensors made from the problem's NumPy arrays (same
 dtype)."""
-from graphad.bench.peers import missing
+from graphad.bench.peers import missing, op_chain
 
 LABEL = "PyTorch eager"
 MODULES = ("torch",)
@@ -15,27 +15,13 @@ def _t(a):
     return torch.from_numpy(a) if hasattr(a, "dtype") and a.shape else torch.tensor(a)
 
 
-def _chain(y, n, sin, tanh):
-    for i in range(n):
-        k = i & 3
-        if k == 0:
-            y = y * 1.0001
-        elif k == 1:
-            y = sin(y)
-        elif k == 2:
-            y = y + 0.5
-        else:
-            y = tanh(y)
-    return y
-
-
 def chain(x0, n_ops):
     import torch
     x0t = torch.tensor(x0)
 
     def run():
         x = x0t.detach().requires_grad_(True)
-        _chain(x, n_ops, torch.sin, torch.tanh).sum().backward()
+        op_chain(x, n_ops, torch.sin, torch.tanh).sum().backward()
         return x.grad
     return run
 
