@@ -55,7 +55,7 @@ from graphad._reductions import sum_
 from graphad._shape import getitem_, reshape_
 from graphad.linalg._common import _lapack, _matrix, _raw, _square, _sym
 
-__all__ = ["eigh", "eigvalsh", "svd"]   # and NonDifferentiableError (see the report)
+__all__ = ["eigh", "eigvalsh", "svd"]   # NonDifferentiableError too, as a name (graphad.linalg)
 
 _TOL_FACTOR = 64
 _SMALL = 64         # up to this size, the cluster pre-check in Python floats
