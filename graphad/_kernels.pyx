@@ -730,12 +730,24 @@ def _find_blas_threads():
     return chosen[0].get_num_threads if len(chosen) == 1 else None
 
 
-cdef bint _use_own_gemm(double macs) except -1:
-    """Whether a float product of this many multiply-adds should use graphad's kernel: it is
-    single-threaded, so above OpenBLAS's own serial threshold it is used only while BLAS runs
-    on one thread too (as in threadpool_limits(1) or OPENBLAS_NUM_THREADS=1)."""
+cdef double _OWN_MAX = 3.2e7       # above this many multiply-adds BLAS wins unless n is thin
+cdef double _OWN_TINY_WT = 1e5     # below this, a transposed weight with m > 4: BLAS wins
+
+
+cdef bint _use_own_gemm(double macs, Py_ssize_t m, Py_ssize_t n, bint b_transposed) except -1:
+    """Whether a float product of this many multiply-adds (C = A @ B, A m x k) should use
+    graphad's kernel (C = A @ B, A m x k, B k x n).  Where it wins, measured against OpenBLAS
+    0.3.31's SkylakeX kernels on one thread (`python -m graphad bench --only gemm`): medium
+    products (128^3: 1.2-1.4x), thin outputs (3000x3000x24, n = 24: 1.4-2.6x), a few rows times
+    a transposed weight (2x256x1000 W^T: 2.3-6x).  Where it loses, BLAS runs them: large
+    products with n > 64 (256x512x512 and up: 0.73-0.98x) and tiny products of a transposed
+    weight with more than 4 rows (10x256x10 W^T: 0.33-0.44x).  It is single-threaded, so above OpenBLAS's own serial
+    threshold it is used only while BLAS runs on one thread too (threadpool_limits(1),
+    OPENBLAS_NUM_THREADS=1)."""
     global _blas_threads
     if not _own_gemm:
+        return False
+    if macs > _OWN_MAX and n > 64 or b_transposed and m > 4 and macs < _OWN_TINY_WT:
         return False
     if macs <= _BLAS_SERIAL:
         return True
@@ -845,7 +857,7 @@ cdef object _gemm(object A, object B, bint may_flip=True):
     dims[1] = n
     if k == 0 or m == 0 or n == 0:
         return cnp.PyArray_ZEROS(2, dims, typ, 0)
-    own = _use_own_gemm(<double>m * n * k)
+    own = _use_own_gemm(<double>m * n * k, m, n, tb == b'T')
     if own and tb == b'T' and ta == b'N' and m > 1 and n > 1:
         # B column-major (a transposed weight, W^T), which graphad's kernel does not read.
         # A few rows (a value and its tangents times a weight): dot products, B read once.
@@ -929,7 +941,7 @@ cdef object _gemm_batched(object A, object B):
         return np.zeros(batch + (m, n), dtype=A.dtype)
     C = np.empty(batch + (m, n), dtype=A.dtype)
     c = <cnp.ndarray>C
-    own = _use_own_gemm(<double>m * n * k)
+    own = _use_own_gemm(<double>m * n * k, m, n, tb == b'T')
     pa = <char*>cnp.PyArray_DATA(a)
     pb = <char*>cnp.PyArray_DATA(b)
     pc = <char*>cnp.PyArray_DATA(c)
