@@ -13,40 +13,14 @@ import math
 
 import numpy as np
 
+from graphad.bench.peers import chain_by_hand
+
 LABEL = "floor"
 
 
 def chain_floats(x0, n_ops):
     """The chain on a Python float: forward keeping sin's input and tanh's output, backward."""
-    sin, cos, tanh = math.sin, math.cos, math.tanh
-
-    def run():
-        y = float(x0)
-        saved = []
-        for i in range(n_ops):
-            k = i & 3
-            if k == 0:
-                y = y * 1.0001
-            elif k == 1:
-                saved.append(y)
-                y = sin(y)
-            elif k == 2:
-                y = y + 0.5
-            else:
-                y = tanh(y)
-                saved.append(y)
-        g = 1.0
-        for i in range(n_ops - 1, -1, -1):
-            k = i & 3
-            if k == 0:
-                g = g * 1.0001
-            elif k == 1:
-                g = g * cos(saved.pop())
-            elif k == 3:
-                t = saved.pop()
-                g = g * (1 - t * t)
-        return g
-    return run
+    return lambda: chain_by_hand(float(x0), n_ops, math.sin, math.cos, math.tanh, lambda y: 1.0)
 
 
 def mlp_gemms(p):

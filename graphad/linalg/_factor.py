@@ -213,15 +213,18 @@ def _lu_solve_vjp(n, g):
     return (ga, gb)
 
 
-def _lu_solve_jvp(n, t):
-    trans, src = n.params
-    da, r = t
+def _solve_tangent(p, n, da, db, trans):
+    """The tangent of X = op(A)^{-1} B for a solve primitive p: dX = p(A, dB - op(dA) X)."""
     if da is not None:
         dax = matmul_(_swap(da) if trans else da, out(n))
-        r = neg_(dax) if r is None else sub_(r, dax)
-    if r is None:
+        db = neg_(dax) if db is None else sub_(db, dax)
+    if db is None:
         return None
-    return call(P_LU_SOLVE, (arg(n, 0), r), n.params)
+    return call(p, (arg(n, 0), db), n.params)
+
+
+def _lu_solve_jvp(n, t):
+    return _solve_tangent(P_LU_SOLVE, n, t[0], t[1], n.params[0])
 
 
 P_LU_SOLVE = defprim("lu_solve", _lu_solve_fwd, _lu_solve_vjp, _lu_solve_jvp, broadcasts=True)
@@ -729,11 +732,7 @@ def _tri_jvp(n, tans):
     dt, r = tans
     if dt is not None:
         dt = mul_(dt, _tri_mask(arg(n, 0), lower))
-        dtx = matmul_(_swap(dt) if trans else dt, out(n))
-        r = neg_(dtx) if r is None else sub_(r, dtx)
-    if r is None:
-        return None
-    return call(P_TRISOLVE, (arg(n, 0), r), n.params)
+    return _solve_tangent(P_TRISOLVE, n, dt, r, trans)
 
 
 P_TRISOLVE = defprim("lu_trisolve", _tri_fwd, _tri_vjp, _tri_jvp, broadcasts=True)

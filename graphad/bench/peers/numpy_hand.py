@@ -4,6 +4,8 @@ it; the physical floors are in graphad/bench/floors.py."""
 import numpy as np
 import scipy.linalg as sl
 
+from graphad.bench.peers import chain_by_hand
+
 LABEL = "NumPy by hand"
 MODULES = ()
 
@@ -15,33 +17,7 @@ def available(ctx):
 # ---- chains of y * 1.0001, sin, + 0.5, tanh --------------------------------------------------
 def chain(x0, n_ops):
     """Forward keeping what the backward needs, then the backward; returns dL/dx0."""
-    def run():
-        y = np.asarray(x0)
-        saved = []
-        for i in range(n_ops):
-            k = i & 3
-            if k == 0:
-                y = y * 1.0001
-            elif k == 1:
-                saved.append(y)
-                y = np.sin(y)
-            elif k == 2:
-                y = y + 0.5
-            else:
-                y = np.tanh(y)
-                saved.append(y)
-        g = np.ones_like(y)
-        for i in range(n_ops - 1, -1, -1):
-            k = i & 3
-            if k == 0:
-                g = g * 1.0001
-            elif k == 1:
-                g = g * np.cos(saved.pop())
-            elif k == 3:
-                t = saved.pop()
-                g = g * (1 - t * t)
-        return g
-    return run
+    return lambda: chain_by_hand(np.asarray(x0), n_ops, np.sin, np.cos, np.tanh, np.ones_like)
 
 
 # ---- MLP: loss and gradients, and the SGD training step ---------------------------------------
