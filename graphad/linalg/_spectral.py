@@ -47,6 +47,7 @@ import functools
 import numpy as np
 from scipy.linalg import get_lapack_funcs
 
+from graphad import _lapack as _lapack_small
 from graphad._core import Tensor, apply, arg, call, outs
 from graphad._elementwise import add_, mul_, neg_, nondiff_, reciprocal_, sub_, where_
 from graphad._prims import REGISTRY, defprim
@@ -190,6 +191,12 @@ def _col(x):      # (..., k) -> (..., k, 1): scales rows
 
 def _eigh_fwd(params, a):
     a = np.asarray(a)
+    if a.ndim == 2 and 0 < a.shape[0] <= _lapack_small.MAX_N and a.dtype.char in "fd":
+        wv = _lapack_small.eigh_small(a)
+        if wv is not None:
+            return wv
+        raise np.linalg.LinAlgError(f"eigh: the eigenvalue algorithm did not converge "
+                                    f"(input shape {a.shape})")
     s = a + np.swapaxes(a, -1, -2)
     s *= 0.5
     if s.ndim == 2 and s.shape[0] and s.dtype.char in "fd":
@@ -263,6 +270,19 @@ _EPS = {np.dtype(np.float64): np.finfo(np.float64).eps,
         np.dtype(np.float32): np.finfo(np.float32).eps}
 
 
+def _same_c_arrays(w, *rest):
+    """Whether w and the arrays of rest (None skipped) are C-contiguous, aligned, of w's dtype,
+    float32 or float64: what the compiled kernels of graphad._lapack take."""
+    dt = w.dtype
+    if dt.char not in "fd":
+        return False
+    for a in (w,) + rest:
+        if a is not None and (type(a) is not np.ndarray or a.dtype != dt or
+                              not a.flags.c_contiguous or not a.flags.aligned):
+            return False
+    return True
+
+
 def _distinct(w):
     """Whether the 1-D w ascends with every gap above the cluster tolerance (then no two
     values are one cluster).  Python floats: a few NumPy reductions cost more.  False also for
@@ -281,6 +301,10 @@ def _distinct(w):
 
 def _eigh_vjp_fwd(has_gw, w, v, gv, gw=None):
     k = w.shape[-1]
+    if v.ndim == 2 and 0 < k <= _lapack_small.MAX_N and _same_c_arrays(w, v, gv, gw):
+        g = _lapack_small.eigh_vjp_small(w, v, gv, gw, _TOL_FACTOR * k * _EPS[w.dtype])
+        if g is not None:
+            return g
     vt = v.T if v.ndim == 2 else np.swapaxes(v, -1, -2)
     m = vt @ gv
     if k == 0:
