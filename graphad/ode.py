@@ -106,6 +106,9 @@ class _Tableau:
         self.name, self.c, self.b, self.order, self.b_err = name, c, b, order, b_err
         self.a = [tuple((j, x) for j, x in enumerate(row) if x != 0.0) for row in a]
         self.s = len(c)
+        # the transpose: at[i] = ((j, a_ji), ...) for the later stages j > i that read k_i
+        self.at = [tuple((j, x) for j in range(i + 1, self.s) for jj, x in self.a[j] if jj == i)
+                   for i in range(self.s)]
 
 
 EULER = _Tableau("euler", [0.0], [[]], [1.0], 1)
@@ -142,7 +145,7 @@ class _Spec:
             k = np.asarray(k)
             if k.dtype != self.dtype:
                 k = k.astype(self.dtype)
-        elif k.dtype != self.dtype:     # func promoted (np.sin(t) * y is float64 for a float32
+        elif k.data.dtype is not self.dtype and k.dtype != self.dtype:    # func promoted (np.sin(t) * y is float64 for a float32
             k = astype_(k, self.dtype)  # y): the state keeps its dtype, on Tensors too
         return k
 
@@ -427,17 +430,16 @@ class _Adjoint:
 
     def _record_step(self, y, tn, h):
         """The stages of one step, each as (leaf u_i, f(u_i) recorded, leaf t_i or None)."""
-        spec, tab = self.spec, self.spec.tab
+        spec, tab, ps = self.spec, self.spec.tab, self.ps
         tape, ks = [], []
         for i in range(tab.s):
             u = _combine(y, h, tab.a[i], ks) if i else y
             leaf = _core.leaf(np.asarray(u))
-            ti = tn + tab.c[i] * h
             if self.tgrad:                       # t_n + c_i h as a 0-d leaf of the state's dtype
-                ti = _core.leaf(np.asarray(ti, dtype=spec.dtype))
-                k = spec.eval(leaf, ti, self.ps)
+                ti = _core.leaf(np.asarray(tn + tab.c[i] * h, dtype=spec.dtype))
+                k = spec.eval(leaf, ti, ps)
             else:
-                k, ti = spec.eval(leaf, ti, self.ps), None
+                k, ti = spec.eval(leaf, tn + tab.c[i] * h, ps), None
             tape.append((leaf, k, ti))
             ks.append(_raw(k))
         return tape
@@ -460,11 +462,10 @@ class _Adjoint:
             tbar = None
         for i in range(s - 1, -1, -1):
             ybar = mul_(a, h * tab.b[i]) if tab.b[i] != 0.0 else None
-            for j in range(i + 1, s):
-                for jj, x in tab.a[j]:
-                    if jj == i and gu[j] is not None:
-                        term = mul_(gu[j], h * x)
-                        ybar = term if ybar is None else add_(ybar, term)
+            for j, x in tab.at[i]:
+                if gu[j] is not None:
+                    term = mul_(gu[j], h * x)
+                    ybar = term if ybar is None else add_(ybar, term)
             if ybar is None:
                 continue
             leaf, k, tleaf = tape[i]
