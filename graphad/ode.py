@@ -75,8 +75,9 @@ ga.compile: a node of P_ODEINT replays (its forward reruns the solver on the new
 plain sweeps rerun its rules); a recorded sweep through it (a compiled hessian) is made of
 ordinary primitives and replays too.  A traced t (an argument of the compiled function) is an
 input of the node (or, with adjoint=False, of the recorded step arithmetic), so a replay follows
-a new t.  `func` is called with Python floats for t in the solver, so branches on t are fine; branches on values of y are evaluated afresh at every solve (the solver calls func
-itself, untraced) except in adjoint=False, where the trace freezes them as usual.
+a new t.  `func` is called with Python floats for t in the solver, so branches on t are fine;
+branches on values of y are evaluated afresh at every solve (the solver calls func itself,
+untraced) except in adjoint=False, where the trace freezes them as usual.
 """
 import math
 
@@ -145,8 +146,9 @@ class _Spec:
             k = np.asarray(k)
             if k.dtype != self.dtype:
                 k = k.astype(self.dtype)
-        elif k.data.dtype is not self.dtype and k.dtype != self.dtype:    # func promoted (np.sin(t) * y is float64 for a float32
-            k = astype_(k, self.dtype)  # y): the state keeps its dtype, on Tensors too
+        elif k.data.dtype is not self.dtype and k.dtype != self.dtype:
+            # func promoted (np.sin(t) * y is float64 for a float32 y): the state keeps its dtype
+            k = astype_(k, self.dtype)
         return k
 
     def eval_raw(self, y, t, ps):

@@ -371,3 +371,16 @@ def test_regression_float32_state_with_a_func_that_promotes():
         assert g.dtype == np.float32
         np.testing.assert_allclose(ys.numpy(), ga.odeint(forced, Y0, TS, A, substeps=3).numpy(),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_many_substeps_through_the_checkpointed_segments():
+    """More steps per interval than one backward segment keeps (_LEAF): the step indices of
+    the segments' slices carry the t-derivative of t_n = t_i + n h."""
+    from graphad import ode
+    m = 3 * ode._LEAF + 5
+    loss = _loss("euler", m, c=C[:3])
+    t = np.array([0.0, 0.6, 1.5])
+    g = ga.grad(loss)(t)
+    np.testing.assert_allclose(g, ga.grad(_loss("euler", m, adjoint=False, c=C[:3]))(t),
+                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(g, _fd_grad(_value(loss), t), rtol=1e-6, atol=1e-7)
