@@ -1,20 +1,9 @@
 /* graphad's AVX-512 GEMM for float64 and float32 (the body, once per type, is ga_gemm_impl.h);
  * see ga_gemm.h for the contract. */
 #include "ga_gemm.h"
-#include <stdlib.h>
-#include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-
-/* Shared by both element types: when ga_gemm_* block a product for the caches, and the block
- * sizes (in elements: the k chunk and the rows of A packed at a time). */
-enum { MC = 192, KC = 256 };
-
-int ga_gemm_blocked(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
-{
-    return m >= 16 && k >= 64 && n >= 96 && (double)m * n * k >= 4e6;
-}
 
 typedef double v8d __attribute__((vector_size(64), aligned(8)));
 typedef float v16f __attribute__((vector_size(64), aligned(4)));
@@ -50,22 +39,12 @@ int ga_gemm_available(void)
 #else
 
 int ga_gemm_available(void) { return 0; }
-int ga_gemm_blocked(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
-{
-    (void)m; (void)n; (void)k;
-    return 0;
-}
 /* never called: ga_gemm_available() says so */
 #define STUBS(T, S)                                                                      \
 void ga_gemm_##S(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t ars,      \
                  ptrdiff_t acs, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc)         \
 { (void)m; (void)n; (void)k; (void)a; (void)ars; (void)acs; (void)b; (void)ldb; (void)c; \
   (void)ldc; }                                                                           \
-void ga_gemm_strided_##S(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t ars,\
-                         ptrdiff_t acs, const T *b, ptrdiff_t brs, ptrdiff_t bcs, T *c,  \
-                         ptrdiff_t ldc)                                                  \
-{ (void)m; (void)n; (void)k; (void)a; (void)ars; (void)acs; (void)b; (void)brs;          \
-  (void)bcs; (void)c; (void)ldc; }                                                       \
 void ga_gemm_nt_##S(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t lda,   \
                     const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc)                      \
 { (void)m; (void)n; (void)k; (void)a; (void)lda; (void)b; (void)ldb; (void)c; (void)ldc; }

@@ -13,7 +13,7 @@
 /* One tile: R rows of A times a strip of B of V vectors, the last one under the lane mask
  * `last`, over all of k (R <= 8 with V <= 3, or R <= 12 with V <= 2).  The first `rows` rows
  * are real; missing ones re-read row 0 and are not stored.  The R*V accumulators stay in
- * registers (32 on AVX-512) and C is stored once (added to, when `add`).  R and V are
+ * registers (32 on AVX-512) and C is stored once.  R and V are
  * compile-time constants in each instance.  With few accumulators the FMA latency would bind,
  * so small tiles keep even and odd p in separate sums. */
 #define STEP(ACC, P) do {                                                         \
@@ -34,7 +34,7 @@
 __attribute__((target("avx512f,fma"), always_inline))
 static inline void FN(tile)(const int R, const int V, ptrdiff_t rows, MASK last, ptrdiff_t k,
                             const T *a, ptrdiff_t ars, ptrdiff_t acs, const T *b, ptrdiff_t ldb,
-                            T *c, ptrdiff_t ldc, int add)
+                            T *c, ptrdiff_t ldc)
 {
     const int two = R * V <= 6;         /* two sums: even and odd p */
     VEC acc[12][3], acc2[12][3];
@@ -62,8 +62,6 @@ static inline void FN(tile)(const int R, const int V, ptrdiff_t rows, MASK last,
         for (int v = 0; v < V; ++v) {
             MASK lanes = v < V - 1 ? FULL : last;
             VEC r = two ? acc[i][v] + acc2[i][v] : acc[i][v];
-            if (add)
-                r += LOADZ(lanes, c + i * ldc + L * v);
             STOREM(c + i * ldc + L * v, lanes, r);
         }
     }
@@ -71,15 +69,15 @@ static inline void FN(tile)(const int R, const int V, ptrdiff_t rows, MASK last,
 #undef STEP
 
 typedef void (*FN(tile_fn))(ptrdiff_t, MASK, ptrdiff_t, const T *, ptrdiff_t, ptrdiff_t,
-                            const T *, ptrdiff_t, T *, ptrdiff_t, int);
+                            const T *, ptrdiff_t, T *, ptrdiff_t);
 
 #define TILE(R, V)                                                                       \
 __attribute__((target("avx512f,fma")))                                                   \
 static void FN(tile_##R##x##V)(ptrdiff_t rows, MASK last, ptrdiff_t k, const T *a,       \
                                ptrdiff_t ars, ptrdiff_t acs, const T *b, ptrdiff_t ldb,  \
-                               T *c, ptrdiff_t ldc, int add)                             \
+                               T *c, ptrdiff_t ldc)                                      \
 {                                                                                        \
-    FN(tile)(R, V, rows, last, k, a, ars, acs, b, ldb, c, ldc, add);                    \
+    FN(tile)(R, V, rows, last, k, a, ars, acs, b, ldb, c, ldc);                         \
 }
 TILE(8, 1) TILE(8, 2) TILE(8, 3)
 TILE(4, 1) TILE(4, 2) TILE(4, 3)
@@ -108,11 +106,11 @@ static inline MASK FN(last_lanes)(ptrdiff_t width, int *vectors)
     return (MASK)((1u << (width - L * (*vectors - 1))) - 1u);
 }
 
-/* Products that fit the caches: the tiles read A and B in place.  Strips of B (k x 3 vectors)
+/* The tiles read A and B in place (the products it is used for fit the caches).  Strips of B (k x 3 vectors)
  * stay in cache while every 8-row block of A goes past them; the last strip is narrower, its
  * last vector under a mask that never touches memory past the matrices' last column. */
-static void FN(gemm_direct)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t ars,
-                            ptrdiff_t acs, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc)
+void FN(ga_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t ars,
+                 ptrdiff_t acs, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc)
 {
     int vectors;
     if (m > 8 && m <= 12) {
@@ -120,8 +118,7 @@ static void FN(gemm_direct)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, p
          * time, rather than 8 rows and then a short tile that reads B again */
         for (ptrdiff_t j = 0; j < n; j += 2 * L) {
             MASK last = FN(last_lanes)(n - j < 2 * L ? n - j : 2 * L, &vectors);
-            FN(TILES_9_12)[m - 9][vectors - 1](m, last, k, a, ars, acs, b + j, ldb, c + j, ldc,
-                                               0);
+            FN(TILES_9_12)[m - 9][vectors - 1](m, last, k, a, ars, acs, b + j, ldb, c + j, ldc);
         }
         return;
     }
@@ -131,78 +128,9 @@ static void FN(gemm_direct)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, p
             ptrdiff_t rows = m - i < 8 ? m - i : 8;
             int cls = rows > 4 ? 0 : rows > 2 ? 1 : rows == 2 ? 2 : 3;
             FN(TILES)[cls][vectors - 1](rows, last, k, a + i * ars, ars, acs, b + j, ldb,
-                                        c + i * ldc + j, ldc, 0);
+                                        c + i * ldc + j, ldc);
         }
     }
-}
-
-/* Large products, blocked for the caches: k in chunks of KC, and for each chunk the rows of A
- * in blocks of MC, packed into 8-row panels (element (i, p) at p * 8 + i, rows past the end
- * zero) that stay in L2 while every 3-vector strip of B's chunk goes past them, itself packed
- * (KC x 3L, contiguous, in L1).  Unpacked, the 8 rows of a tile are 8 strided streams from L3
- * that the prefetchers do not keep up with once A outgrows L2, and a strip of B with rows a
- * power of two apart keeps evicting itself from L1 (half the speed at 500 x 500). */
-static void FN(gemm_blocked)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t ars,
-                             ptrdiff_t acs, const T *b, ptrdiff_t brs, ptrdiff_t bcs, T *c,
-                             ptrdiff_t ldc)
-{
-    enum { W = 3 * L };
-    /* packing buffers per thread, made on its first large product and kept (441 KiB) */
-    static __thread T *pack;
-    if (!pack && !(pack = aligned_alloc(64, sizeof(T) * (MC * KC + W * KC))))
-        abort();
-    T *strip = pack + MC * KC;
-    int vectors;
-    for (ptrdiff_t pc = 0; pc < k; pc += KC) {
-        ptrdiff_t kc = k - pc < KC ? k - pc : KC;
-        for (ptrdiff_t ic = 0; ic < m; ic += MC) {
-            ptrdiff_t mc = m - ic < MC ? m - ic : MC;
-            for (ptrdiff_t q = 0; q < mc; q += 8) {
-                T *panel = pack + q * kc;
-                for (ptrdiff_t i = 0; i < 8; ++i) {
-                    const T *row = a + (ic + q + i) * ars + pc * acs;
-                    if (q + i < mc)
-                        for (ptrdiff_t p = 0; p < kc; ++p)
-                            panel[p * 8 + i] = row[p * acs];
-                    else
-                        for (ptrdiff_t p = 0; p < kc; ++p)
-                            panel[p * 8 + i] = 0;
-                }
-            }
-            for (ptrdiff_t j = 0; j < n; j += W) {
-                ptrdiff_t width = n - j < W ? n - j : W;
-                MASK last = FN(last_lanes)(width, &vectors);
-                const T *bj = b + pc * brs + j * bcs;
-                if (bcs == 1)
-                    for (ptrdiff_t p = 0; p < kc; ++p)
-                        memcpy(strip + p * W, bj + p * brs, sizeof(T) * width);
-                else                     /* B column-major (W^T): read down its columns */
-                    for (ptrdiff_t col = 0; col < width; ++col)
-                        for (ptrdiff_t p = 0; p < kc; ++p)
-                            strip[p * W + col] = bj[col * bcs + p * brs];
-                for (ptrdiff_t q = 0; q < mc; q += 8)
-                    FN(TILES)[0][vectors - 1](mc - q < 8 ? mc - q : 8, last, kc, pack + q * kc,
-                                              1, 8, strip, W, c + (ic + q) * ldc + j, ldc,
-                                              pc > 0);
-            }
-        }
-    }
-}
-
-void FN(ga_gemm_strided)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t ars,
-                         ptrdiff_t acs, const T *b, ptrdiff_t brs, ptrdiff_t bcs, T *c,
-                         ptrdiff_t ldc)
-{
-    FN(gemm_blocked)(m, n, k, a, ars, acs, b, brs, bcs, c, ldc);
-}
-
-void FN(ga_gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t ars,
-                 ptrdiff_t acs, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t ldc)
-{
-    if (ga_gemm_blocked(m, n, k))
-        FN(gemm_blocked)(m, n, k, a, ars, acs, b, ldb, 1, c, ldc);
-    else
-        FN(gemm_direct)(m, n, k, a, ars, acs, b, ldb, c, ldc);
 }
 
 /* C = A B^T for a few rows of A (m <= 4) and B n x k, both row-major: dot products along k,

@@ -666,7 +666,6 @@ cdef void _gemv(int typ, char trans, int rows, int cols, char *pm, int ld, char 
 
 cdef extern from "ga_gemm.h" nogil:
     int ga_gemm_available()
-    int ga_gemm_blocked(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k)
     void ga_gemm_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a, Py_ssize_t ars,
                    Py_ssize_t acs, const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
     void ga_gemm_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *a, Py_ssize_t ars,
@@ -675,12 +674,6 @@ cdef extern from "ga_gemm.h" nogil:
                       const double *b, Py_ssize_t ldb, double *c, Py_ssize_t ldc)
     void ga_gemm_nt_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *a, Py_ssize_t lda,
                       const float *b, Py_ssize_t ldb, float *c, Py_ssize_t ldc)
-    void ga_gemm_strided_d(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const double *a,
-                           Py_ssize_t ars, Py_ssize_t acs, const double *b, Py_ssize_t brs,
-                           Py_ssize_t bcs, double *c, Py_ssize_t ldc)
-    void ga_gemm_strided_f(Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, const float *a,
-                           Py_ssize_t ars, Py_ssize_t acs, const float *b, Py_ssize_t brs,
-                           Py_ssize_t bcs, float *c, Py_ssize_t ldc)
 
 
 # the own kernels for either float type, on raw buffers (_rm: B row-major)
@@ -702,58 +695,80 @@ cdef inline void _own_gemm_nt(int typ, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
         ga_gemm_nt_f(m, n, k, <float*>a, lda, <float*>b, ldb, <float*>c, ldc)
 
 
-cdef inline void _own_gemm_strided(int typ, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k, char *a,
-                                   Py_ssize_t ars, Py_ssize_t acs, char *b, Py_ssize_t brs,
-                                   Py_ssize_t bcs, char *c, Py_ssize_t ldc) noexcept nogil:
-    if typ == cnp.NPY_DOUBLE:
-        ga_gemm_strided_d(m, n, k, <double*>a, ars, acs, <double*>b, brs, bcs, <double*>c, ldc)
-    else:
-        ga_gemm_strided_f(m, n, k, <float*>a, ars, acs, <float*>b, brs, bcs, <float*>c, ldc)
-
-# float64 and float32 products use graphad's AVX-512 kernel where the CPU has AVX-512 (see csrc/ga_gemm.h for why) and BLAS would
-# not run them on several threads (_use_own_gemm); GRAPHAD_BLAS_ONLY=1 sends all to BLAS.
-cdef bint _own_gemm = ga_gemm_available() == 1 and os.environ.get("GRAPHAD_BLAS_ONLY", "") != "1"
+# float64 and float32 products use graphad's AVX-512 kernel (csrc/ga_gemm.c) where the CPU has
+# AVX-512, SciPy's BLAS is OpenBLAS and the shape is one where the kernel was measured to win
+# (_use_own_gemm); GRAPHAD_BLAS_ONLY=1 sends all to BLAS.  _own_mode: 0 never, 1 by those
+# rules, 2 always (set_own_gemm(True, always=True): the tests of the kernel itself).
+cdef int _own_mode = ga_gemm_available() == 1 and os.environ.get("GRAPHAD_BLAS_ONLY", "") != "1"
 cdef double _BLAS_SERIAL = 2.6e5    # below this many, OpenBLAS runs a GEMM on one thread anyway
-_blas_threads = None                # () -> the thread count of scipy's BLAS (via threadpoolctl)
+_blas = None                        # (SciPy's BLAS is OpenBLAS, () -> its thread count)
 
 
-def _find_blas_threads():
-    """A getter for the thread count of the BLAS behind scipy.linalg.cython_blas, or None."""
+def _find_blas():
+    """(whether the BLAS behind scipy.linalg.cython_blas is OpenBLAS, a getter for its thread
+    count or None), from threadpoolctl, else from SciPy's build record."""
     try:
         from threadpoolctl import ThreadpoolController
         libs = [lib for lib in ThreadpoolController().lib_controllers
                 if lib.user_api == "blas"]
     except Exception:                 # no threadpoolctl, or a BLAS it cannot drive
-        return None
+        libs = []
     scipy_libs = [lib for lib in libs if "scipy" in lib.filepath.rsplit("/", 2)[-2]]
     chosen = scipy_libs or libs
-    return chosen[0].get_num_threads if len(chosen) == 1 else None
+    if len(chosen) == 1:
+        return chosen[0].internal_api == "openblas", chosen[0].get_num_threads
+    try:
+        import scipy
+        name = scipy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    except Exception:
+        name = ""
+    return "openblas" in str(name).lower(), None
 
 
-cdef double _OWN_MAX = 3.2e7       # above this many multiply-adds BLAS wins unless n is thin
-cdef double _OWN_TINY_WT = 1e5     # below this, a transposed weight with m > 4: BLAS wins
-
-
-cdef bint _use_own_gemm(double macs, Py_ssize_t m, Py_ssize_t n, bint b_transposed) except -1:
-    """Whether a float product of this many multiply-adds (C = A @ B, A m x k) should use
-    graphad's kernel (C = A @ B, A m x k, B k x n).  Where it wins, measured against OpenBLAS
-    0.3.31's SkylakeX kernels on one thread (`python -m graphad bench --only gemm`): medium
-    products (128^3: 1.2-1.4x), thin outputs (3000x3000x24, n = 24: 1.4-2.6x), a few rows times
-    a transposed weight (2x256x1000 W^T: 2.3-6x).  Where it loses, BLAS runs them: large
-    products with n > 64 (256x512x512 and up: 0.73-0.98x) and tiny products of a transposed
-    weight with more than 4 rows (10x256x10 W^T: 0.33-0.44x).  It is single-threaded, so above OpenBLAS's own serial
-    threshold it is used only while BLAS runs on one thread too (threadpool_limits(1),
+cdef bint _use_own_gemm(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, bint a_t,
+                        bint b_t) except -1:
+    """Whether C = A @ B (A m x k, B k x n; a_t: A is a transposed view X^T, b_t: B is W^T)
+    should use graphad's kernel.  The rules are where it won by at least 1.2x against OpenBLAS
+    (0.3.30 SciPy's and 0.3.31 NumPy's, SkylakeX kernels, one thread, float64 and float32; C
+    harness, README Performance), on an Intel SkylakeX (AVX-512):
+      A @ B:    m, n <= 16 (10x256x10: 1.5-1.9x); 1e6 <= macs < 4e6 (128^3: 1.3x, 128x64x128:
+                1.4-1.5x, 4x256x1000: 2-2.8x); n <= 32 and macs >= 1e6 (512x1024x10: 1.7-2.2x,
+                3000x3000x24: 1.5-2.9x).  Lost or tied: 32x32x10 0.9-1.1x, 2x256x100 0.86x,
+                96^3 0.93x, 128x256x128 0.88-0.96x, 256x512x512 and up 0.8-1.0x.
+      X^T @ G:  1e6 <= macs < 4e6 with n >= 64 (64x128x128: 1.3-1.6x).  Lost: n = 10
+                (128x128x10: 0.5-0.8x, 1024x512x10 0.7-1.1x), 64x256x512 0.9-1.1x.
+      A @ W^T:  k <= 16 below 1e6 (128x10x128: 1.7x); m <= 4 from 2.5e5 (2x256x1000: 3.4-6.7x);
+                min(m, n) <= 16 from 1e6 (10x256x1000: 1.4-1.9x); all below 4e6.  Lost:
+                10x256x10 0.2-0.3x, 2x256x10 0.85x, 256x10x512 0.45x, 100x256x100 0.9-1.25x.
+    Against MKL 2026.2 and BLIS 0.7 it wins far less (README), so with any BLAS but OpenBLAS
+    everything goes to BLAS.  It is single-threaded, so above OpenBLAS's own serial threshold it
+    is used only while BLAS runs on one thread too (threadpool_limits(1),
     OPENBLAS_NUM_THREADS=1)."""
-    global _blas_threads
-    if not _own_gemm:
+    global _blas
+    cdef double macs = <double>m * n * k
+    cdef bint fits
+    if _own_mode != 1:
+        return _own_mode == 2
+    if b_t:
+        fits = (k <= 16 and macs < 1e6 or macs < 4e6 and (m <= 4 and macs >= 2.5e5
+                or min(m, n) <= 16 and macs >= 1e6))
+    elif a_t:
+        fits = 1e6 <= macs < 4e6 and n >= 64
+    else:
+        fits = m <= 16 and n <= 16 or macs >= 1e6 and (macs < 4e6 or n <= 32)
+    if not fits:
         return False
-    if macs > _OWN_MAX and n > 64 or b_transposed and m > 4 and macs < _OWN_TINY_WT:
+    if _blas is None:
+        _blas = _find_blas()
+    if not _blas[0]:
         return False
-    if macs <= _BLAS_SERIAL:
-        return True
-    if _blas_threads is None:
-        _blas_threads = _find_blas_threads() or (lambda: 0)
-    return _blas_threads() == 1
+    return macs <= _BLAS_SERIAL or _blas[1] is not None and _blas[1]() == 1
+
+
+def own_gemm_rule(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, bint a_t=False, bint b_t=False):
+    """Whether matmul would run an m x k times k x n float product (A a transposed view: a_t,
+    B one: b_t) with graphad's own GEMM now (see _use_own_gemm)."""
+    return _use_own_gemm(m, k, n, a_t, b_t)
 
 
 def own_gemm_available():
@@ -763,16 +778,19 @@ def own_gemm_available():
 
 def own_gemm_enabled():
     """Whether float products may use graphad's AVX-512 kernel instead of BLAS."""
-    return bool(_own_gemm)
+    return _own_mode != 0
 
 
-def set_own_gemm(bint enabled):
-    """Allow (on CPUs with AVX-512) or forbid graphad's own GEMM; returns the previous
-    setting.  BLAS is used for everything else either way."""
-    global _own_gemm
-    prev = _own_gemm
-    _own_gemm = enabled and ga_gemm_available() == 1
-    return bool(prev)
+def set_own_gemm(enabled, bint always=False):
+    """Allow (on CPUs with AVX-512, for the shapes where it wins: _use_own_gemm) or forbid
+    graphad's own GEMM; always=True (tests) sends every product it can take to it.  Returns the
+    previous setting (False, True, or "always").  BLAS is used for everything else."""
+    global _own_mode
+    prev = (False, True, "always")[_own_mode]
+    if enabled == "always":
+        always = True
+    _own_mode = (2 if always else 1) if enabled and ga_gemm_available() == 1 else 0
+    return prev
 
 
 cdef void _gemm2d(int typ, char ta, int lda, char *pa, char tb, int ldb, char *pb,
@@ -857,24 +875,17 @@ cdef object _gemm(object A, object B, bint may_flip=True):
     dims[1] = n
     if k == 0 or m == 0 or n == 0:
         return cnp.PyArray_ZEROS(2, dims, typ, 0)
-    own = _use_own_gemm(<double>m * n * k, m, n, tb == b'T')
+    own = _use_own_gemm(m, k, n, ta == b'T', tb == b'T')
     if own and tb == b'T' and ta == b'N' and m > 1 and n > 1:
         # B column-major (a transposed weight, W^T), which graphad's kernel does not read.
         # A few rows (a value and its tangents times a weight): dot products, B read once.
         # Otherwise pack the smaller operand with a tiled transpose: either B itself (k n
         # copies), or A^T for C^T = B^T A^T, whose result is transposed back.
-        if m <= 4 or m >= 64 and ga_gemm_blocked(m, n, k):
-            # large products pack B strip by strip anyway, so they read W^T as it is (with
-            # fewer rows, gathering the strips costs more than the transposes below)
+        if m <= 4:
             c = new_array(2, dims, typ)
             ts = _unlock(<double>m * n * k >= _NOGIL_MIN_FLOPS)
-            if m <= 4:
-                _own_gemm_nt(typ, m, n, k, <char*>cnp.PyArray_DATA(a), lda,
-                             <char*>cnp.PyArray_DATA(b), ldb, <char*>cnp.PyArray_DATA(c), n)
-            else:
-                _own_gemm_strided(typ, m, n, k, <char*>cnp.PyArray_DATA(a), lda, 1,
-                                  <char*>cnp.PyArray_DATA(b), 1, ldb,
-                                  <char*>cnp.PyArray_DATA(c), n)
+            _own_gemm_nt(typ, m, n, k, <char*>cnp.PyArray_DATA(a), lda,
+                         <char*>cnp.PyArray_DATA(b), ldb, <char*>cnp.PyArray_DATA(c), n)
             _relock(ts)
             return c
         if n > m:
@@ -941,7 +952,7 @@ cdef object _gemm_batched(object A, object B):
         return np.zeros(batch + (m, n), dtype=A.dtype)
     C = np.empty(batch + (m, n), dtype=A.dtype)
     c = <cnp.ndarray>C
-    own = _use_own_gemm(<double>m * n * k, m, n, tb == b'T')
+    own = _use_own_gemm(m, k, n, ta == b'T', tb == b'T')
     pa = <char*>cnp.PyArray_DATA(a)
     pb = <char*>cnp.PyArray_DATA(b)
     pc = <char*>cnp.PyArray_DATA(c)

@@ -471,29 +471,28 @@ def test_contiguous_transposes_column_major_matrices(rows, cols, dtype):
                                    (13, 64, 100), (1, 8, 24), (31, 33, 129), (6, 5, 8),
                                    (7, 9, 9), (10, 256, 10), (11, 3, 15), (17, 40, 23),
                                    (12, 7, 17), (10, 1, 40), (9, 2, 8), (2, 9, 7), (1, 5, 3),
-                                   # blocked for the caches: several k chunks (added into C),
-                                   # row blocks, a padded last panel, narrow last strips
-                                   (97, 300, 150), (200, 257, 130), (16, 2000, 130),
-                                   (64, 520, 121), (5, 9, 47), (11, 17, 48), (13, 40, 33)])
+                                   (5, 9, 47), (11, 17, 48), (13, 40, 33),
+                                   # the sizes the dispatch sends to it: medium, thin outputs
+                                   (128, 64, 128), (300, 700, 24), (3, 512, 200)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_own_gemm_matches_blas(m, k, n, dtype):
     # every tile shape and tail (8/4/2/1-row tiles and the 9-12-row ones; strips of 3 and 2
     # vectors (8 doubles or 16 floats each) with the last vector masked; odd and even k for the
-    # two-sum tiles; the blocked path of the large products),
-    # with A row- or column-major and B row-major (rows longer than n) or column-major
+    # two-sum tiles), with A row- or column-major and B row-major (rows longer than n) or
+    # column-major (W^T: dot products for m <= 4, else a tiled transpose of the smaller side)
     rng = np.random.default_rng(m * 1000 + n)
     A = rng.standard_normal((m, k)).astype(dtype)
     Bwide = rng.standard_normal((k, n + 5)).astype(dtype)
     tol = (dict(rtol=1e-13, atol=1e-13 * k) if dtype == np.float64 else
            dict(rtol=1e-5, atol=1e-6 * k))
-    prev = K.set_own_gemm(True)
+    prev = K.set_own_gemm(True, always=True)
     try:
         for a in (A, np.asfortranarray(A)):
             # B row-major (a view with longer rows, or contiguous) or column-major (W^T)
             for b in (Bwide[:, :n], np.ascontiguousarray(Bwide[:, :n]),
                       np.ascontiguousarray(Bwide[:, :n].T).T,
                       np.ascontiguousarray(Bwide.T)[:n].T):      # column-major, long columns
-                K.set_own_gemm(True)
+                K.set_own_gemm(True, always=True)
                 own = K.matmul(a, b)
                 assert own.flags.c_contiguous
                 K.set_own_gemm(False)
@@ -516,13 +515,13 @@ def test_own_gemm_in_batched_products(dtype):
     a = rng.standard_normal((3, 1, 9, 20)).astype(dtype)
     b = rng.standard_normal((1, 4, 20, 26)).astype(dtype)
     bt = np.swapaxes(rng.standard_normal((4, 26, 20)).astype(dtype), -1, -2)
-    prev = K.set_own_gemm(True)
+    prev = K.set_own_gemm(True, always=True)
     try:
         for x, y in ((a, b), (a, bt), (np.swapaxes(a, -1, -2).copy().swapaxes(-1, -2), b)):
             own = K.matmul(x, y)
             K.set_own_gemm(False)
             blas = K.matmul(x, y)
-            K.set_own_gemm(True)
+            K.set_own_gemm(True, always=True)
             assert own.dtype == dtype and own.shape == np.broadcast_shapes(
                 x.shape[:-2], y.shape[:-2]) + (9, 26)
             np.testing.assert_allclose(own, blas, **tol)
@@ -533,25 +532,35 @@ def test_own_gemm_in_batched_products(dtype):
 
 @pytest.mark.skipif(not K.own_gemm_available(),
                     reason="graphad's own GEMM needs a CPU with AVX-512")
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("m,k,n", [(191, 255, 96), (192, 256, 97), (193, 257, 143),
-                                   (385, 512, 144), (64, 513, 145), (200, 64, 1000)])
-def test_own_gemm_at_the_cache_block_edges(m, k, n, dtype):
-    # row blocks of 192, k chunks of 256, strips of 24 doubles / 48 floats: one less, exactly,
-    # one more; A and B in both layouts (B column-major is read in place when m >= 64)
-    rng = np.random.default_rng(m + k + n)
-    A = rng.standard_normal((m, k)).astype(dtype)
-    B = rng.standard_normal((k, n)).astype(dtype)
-    exact = A.astype(np.float64) @ B.astype(np.float64)
-    tol = dict(rtol=1e-12, atol=1e-12 * k) if dtype == np.float64 else \
-        dict(rtol=1e-4, atol=1e-5 * k)
-    prev = K.set_own_gemm(True)
+def test_own_gemm_dispatch_rules():
+    # the measured rules (_use_own_gemm): with SciPy on OpenBLAS and BLAS on one thread, the own
+    # kernel takes the small/medium products and thin outputs where it won, BLAS the rest; with
+    # any other BLAS, or switched off, BLAS takes everything
+    from threadpoolctl import threadpool_limits
+    rule = K.own_gemm_rule
+    prev, prev_blas = K.set_own_gemm(True), K._blas
     try:
-        for a in (A, np.asfortranarray(A)):
-            for b in (B, np.asfortranarray(B)):
-                np.testing.assert_allclose(K.matmul(a, b), exact, **tol)
+        K._blas = None
+        with threadpool_limits(1):
+            if not K._find_blas()[0]:
+                pytest.skip("SciPy's BLAS is not OpenBLAS: everything goes to BLAS")
+            assert rule(10, 256, 10) and rule(128, 128, 128) and rule(3000, 3000, 24)
+            assert rule(128, 128, 128, a_t=True) and not rule(128, 128, 10, a_t=True)
+            assert rule(2, 256, 1000, b_t=True) and rule(1000, 256, 10, b_t=True)
+            assert rule(128, 10, 128, b_t=True)
+            assert not rule(10, 256, 10, b_t=True) and not rule(256, 10, 512, b_t=True)
+            assert not rule(32, 32, 10) and not rule(128, 256, 128)
+            assert not rule(512, 1024, 1024) and not rule(512, 1024, 1024, b_t=True)
+            K._blas = (False, None)                  # MKL, BLIS, ...: all to BLAS
+            assert not rule(10, 256, 10) and not rule(2, 256, 1000, b_t=True)
+        K._blas = None
+        K.set_own_gemm(False)
+        assert not rule(10, 256, 10)
+        K.set_own_gemm(True, always=True)
+        assert rule(512, 1024, 1024)
     finally:
         K.set_own_gemm(prev)
+        K._blas = prev_blas
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

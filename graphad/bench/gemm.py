@@ -8,8 +8,9 @@ NAME = "gemm"
 TITLE = "graphad's own AVX-512 GEMM against BLAS"
 DESCRIPTION = """
 C = A @ B, A m x k, B k x n (W^T: B a transposed row-major W). "graphad own" and "graphad via
-BLAS" both go through graphad's `_kernels.matmul` (`set_own_gemm` switches the kernel), so their
-ratio isolates the kernel; "NumPy (BLAS)" is np.matmul on the same BLAS; PyTorch's matmul
+BLAS" both go through graphad's `_kernels.matmul` (`set_own_gemm(True, always=True)` forces the
+kernel, `set_own_gemm(False)` BLAS), so their ratio isolates the kernel; "dispatch" says which of
+the two graphad's rules (`_kernels._use_own_gemm`) pick for the shape here; "NumPy (BLAS)" is np.matmul on the same BLAS; PyTorch's matmul
 (its own bundled BLAS) is a second library where installed. OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE are recorded as found (unset: OpenBLAS picks its kernel for this CPU; the
 kernel family threadpoolctl reports is in the header).
@@ -52,10 +53,12 @@ def run(ctx):
                 exact = a.astype(np.float64) @ b.astype(np.float64)
                 tol = 1e-12 if dtype == "float64" else 1e-5
                 K.set_own_gemm(True)
+                dispatch = "own" if K.own_gemm_rule(m, k, n, False, wt) else "BLAS"
+                K.set_own_gemm(True, always=True)
                 assert np.allclose(K.matmul(a, b), exact, rtol=tol, atol=tol * k)
 
                 def own():
-                    K.set_own_gemm(True)
+                    K.set_own_gemm(True, always=True)
                     K.matmul(a, b)
 
                 def blas():
@@ -70,7 +73,7 @@ def run(ctx):
                     roles["PyTorch matmul"] = "peer"
                 label = f"{dtype} {m}x{k}x{n}{' W^T' if wt else ''}"
                 ctx.point(label, ctx.measure(cases), roles,
-                          {"dtype": dtype, "m": m, "k": k, "n": n, "wt": wt,
+                          {"dtype": dtype, "m": m, "k": k, "n": n, "wt": wt, "dispatch": dispatch,
                            "gflop": 2 * m * k * n / 1e9})
                 ctx.step(label)
     finally:
@@ -90,13 +93,14 @@ def report(ctx, points, extra):
             and best_of_rounds(p) <= 1 / 1.2]
     lines = ["GFLOP/s (one thread, medians):", "",
              "| shape | own | graphad via BLAS | NumPy (BLAS) | PyTorch | own / best BLAS | "
-             "same, fastest rounds |", "|---|---:|---:|---:|---:|---:|---:|"]
+             "same, fastest rounds | dispatch |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for p in points:
         gf = p.params["gflop"]
         g = lambda k: "n/a" if k not in p.timings else f"{gf / p.median(k):.1f}"  # noqa: E731
         lines.append(f"| {p.label} | {g('graphad own')} | {g('graphad via BLAS')} | "
                      f"{g('NumPy (BLAS)')} | {g('PyTorch matmul')} | "
-                     f"{p.summary()['vs_best_peer'][0]:.2f} | {best_of_rounds(p):.2f} |")
+                     f"{p.summary()['vs_best_peer'][0]:.2f} | {best_of_rounds(p):.2f} | "
+                     f"{p.params.get('dispatch', '?')} |")
     lines += ["", f"The own kernel wins by >= 1.2x against the best BLAS (both statistics) on "
               f"{len(wins)} of "
               f"{len(points)} shapes" + (": " + ", ".join(p.label for p in wins) if wins else "")
