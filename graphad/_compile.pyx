@@ -569,3 +569,106 @@ cdef class Program:
             t.data = None
             t.saved = None
             t._ct = None
+
+
+# ----------------------------------------------------------------------------------------------
+# a call's cache key and outputs: graphad.compile's per-call work, in C (a Python version cost
+# ~10 us of a compiled call's 30, as much as a small program's whole replay)
+
+def signature(list leaves, object structure):
+    """The cache key of a call: the arguments' tree structure, shapes and dtypes of arrays,
+    identities of Tensors that require grad (they are read in place: parameters), values of
+    everything else (static); with the input arrays (None where a leaf is not one) and the
+    constant Tensor arguments (id -> input index)."""
+    cdef list key = [structure]
+    cdef list arrays = []
+    cdef dict tensors = {}
+    cdef dict first = None              # an array passed twice must be passed twice again
+    cdef Tensor t
+    cdef Py_ssize_t j
+    for a in leaves:
+        if cnp.PyArray_Check(a):
+            j = len(arrays)
+            if first is None:
+                first = {id(a): j}
+            else:
+                j = first.setdefault(id(a), j)
+            key.append(("a", a.shape, <object>cnp.PyArray_DESCR(<cnp.ndarray>a), j))
+            arrays.append(a)
+        elif isinstance(a, Tensor):
+            t = <Tensor>a
+            if t.requires_grad:
+                key.append(("t", id(a)))
+                arrays.append(None)
+            else:
+                key.append(("c", t.shape, t.dtype))
+                tensors[id(a)] = len(arrays)
+                arrays.append(t.data)
+        else:
+            try:
+                hash(a)
+                key.append(("s", type(a), a))
+            except TypeError:
+                key.append(("o", id(a)))
+            arrays.append(None)
+    return tuple(key), arrays, tensors
+
+
+def native_leaves(tuple args):
+    """args as a list of native arrays (_core.native), or None when one of them is a tree
+    (None, a tuple, list or dict): then the caller flattens them."""
+    cdef list out = []
+    for a in args:
+        if a is None or isinstance(a, (tuple, list, dict)):
+            return None
+        if cnp.PyArray_Check(a) and not (cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>a) and
+                                         cnp.PyArray_ISALIGNED(<cnp.ndarray>a)):
+            a = _core.native(a)
+        out.append(a)
+    return out
+
+
+cdef dict _KINDS = {"node": 0, "data": 1, "sweep": 2, "grad": 3, "input": 4, "input_tensor": 5,
+                    "view": 6, "const": 7}
+
+
+cdef class Output:
+    """How to fetch one output leaf of a compiled function after a replay (kind, a, b):
+      node          a Tensor the program computes (a): its new value, as a fresh Tensor
+      data          an array that is a node's (a) value
+      sweep         results[a][b]: a sweep's result
+      grad          a parameter's (a) .grad, as the replayed sweep left it
+      input         inputs[a];  input_tensor: a constant Tensor argument, inputs[a] wrapped
+      view          a view of what the Output a fetches, b = (shape, dtype, offset, strides)
+      const         a itself: None, an int, a parameter Tensor, ..."""
+    cdef readonly str kind
+    cdef readonly object a, b
+    cdef int code
+
+    def __init__(self, str kind, a=None, b=None):
+        self.kind, self.a, self.b, self.code = kind, a, b, _KINDS[kind]
+
+    cdef object get(self, list results, list inputs):
+        cdef int k = self.code
+        if k == 0:
+            return _core.as_tensor((<Tensor>self.a).data)
+        if k == 1:
+            return (<Tensor>self.a).data
+        if k == 2:
+            return results[self.a][self.b]
+        if k == 3:
+            return (<Tensor>self.a).grad
+        if k == 4:
+            return inputs[self.a]
+        if k == 5:
+            return _core.as_tensor(inputs[self.a])
+        if k == 6:
+            base = (<Output>self.a).get(results, inputs)
+            shape, dtype, offset, strides = self.b
+            return np.ndarray(shape, dtype, buffer=base, offset=offset, strides=strides)
+        return self.a
+
+
+def fetch(list outs, list results, list inputs):
+    """The output leaves of a replay, by their Outputs."""
+    return [(<Output>o).get(results, inputs) for o in outs]

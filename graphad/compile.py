@@ -59,7 +59,7 @@ import warnings
 import numpy as np
 
 from graphad import _core, tree
-from graphad._compile import Program, Tracer
+from graphad._compile import Output as _Output, Program, Tracer, fetch, native_leaves, signature
 from graphad._core import Tensor
 
 __all__ = ["compile", "effect", "constant", "TraceWarning"]
@@ -132,64 +132,6 @@ def effect(fn, *args):
 
 # ----------------------------------------------------------------------------------------------
 # signatures and outputs
-
-def _signature(leaves, structure):
-    """The cache key: the arguments' tree structure, shapes and dtypes of arrays, identities of
-    Tensors that require grad (they are read in place: parameters), values of everything else
-    (static)."""
-    key = []
-    arrays = []
-    tensors = {}                       # id of a constant Tensor argument -> its input index
-    first = {}                         # an array passed twice must be passed twice again
-    for a in leaves:
-        if isinstance(a, np.ndarray):
-            key.append(("a", a.shape, a.dtype.str, first.setdefault(id(a), len(arrays))))
-            arrays.append(a)
-        elif isinstance(a, Tensor):
-            if a.requires_grad:
-                key.append(("t", id(a)))
-                arrays.append(None)
-            else:
-                key.append(("c", a.shape, a.dtype.str))
-                tensors[id(a)] = len(arrays)
-                arrays.append(a.data)
-        else:
-            try:
-                hash(a)
-                key.append(("s", type(a), a))
-            except TypeError:
-                key.append(("o", id(a)))
-            arrays.append(None)
-    return (structure,) + tuple(key), arrays, tensors
-
-
-class _Output:
-    """How to fetch one output leaf after a replay."""
-    __slots__ = ("kind", "a", "b")
-
-    def __init__(self, kind, a=None, b=None):
-        self.kind, self.a, self.b = kind, a, b
-
-    def get(self, program, results, inputs):
-        k = self.kind
-        if k == "node":                  # a Tensor computed by the program: its value, detached
-            return _core.as_tensor(self.a.data)
-        if k == "data":                  # an array that is a node's value
-            return self.a.data
-        if k == "sweep":
-            return results[self.a][self.b]
-        if k == "grad":                  # a parameter's .grad, as the replayed sweep left it
-            return self.a.grad
-        if k == "input":
-            return inputs[self.a]
-        if k == "input_tensor":
-            return _core.as_tensor(inputs[self.a])
-        if k == "view":                  # a reshaped/transposed view of a node's or sweep's array
-            base = self.a.get(program, results, inputs)
-            shape, dtype, offset, strides = self.b
-            return np.ndarray(shape, dtype, buffer=base, offset=offset, strides=strides)
-        return self.a                    # a constant: None, an int, a parameter Tensor, ...
-
 
 class Untraceable(Exception):
     """An output the program cannot recompute (made by NumPy from traced values)."""
@@ -307,23 +249,17 @@ class Compiled:
             return self._call(args, kwargs)
 
     def _call(self, args, kwargs):
-        leaves, structure = args, None
-        nested = bool(kwargs)
-        for a in args:
-            if a is None or isinstance(a, (tuple, list, dict)):
-                nested = True
-                break
-        if nested:
+        # byte-swapped or unaligned arrays as native copies, before f and the program see them
+        leaves, structure = None if kwargs else native_leaves(args), None
+        if leaves is None:
             # arguments that are trees: their leaves are the inputs, and the structure is part
             # of the cache key (an array inside a dict is an input, not a frozen constant)
             leaves, structure = tree.flatten((args, kwargs))
-        # byte-swapped or unaligned arrays as native copies, before f and the program see them
-        leaves = [_core.native(a) for a in leaves]
-        if structure is None:
-            args = tuple(leaves)
-        else:
+            leaves = [_core.native(a) for a in leaves]
             args, kwargs = tree.unflatten(structure, leaves)
-        key, inputs, tensors = _signature(leaves, structure)
+        else:
+            args = leaves
+        key, inputs, tensors = signature(leaves, structure)
         entry = self._cache.get(key)
         if entry is None:
             return self._trace(key, inputs, tensors, args, kwargs)
@@ -333,10 +269,13 @@ class Compiled:
         results = program.run(inputs)
         self.replays += 1
         try:
-            leaves = [o.get(program, results, inputs) for o in entry.outs]
+            leaves = fetch(entry.outs, results, inputs)
         finally:
             program.release()
-        return tree.unflatten(entry.spec, leaves)
+        spec = entry.spec
+        if spec is tree.LEAF:
+            return leaves[0]
+        return tree.unflatten(spec, leaves)
 
     def _trace(self, key, inputs, tensors, args, kwargs):
         start = time.perf_counter()
