@@ -196,6 +196,17 @@ def _output_map(leaves, tracer, program, inputs, tensors):
     return outs
 
 
+def _output_nodes(outs):
+    """The nodes whose values the outputs read after a replay (kept to the program's end)."""
+    nodes = []
+    for o in outs:
+        while o.kind == "view":
+            o = o.a
+        if o.kind in ("node", "data"):
+            nodes.append(o.a)
+    return nodes
+
+
 def _view_of(v, buffers):
     """v as a view into one of the program's fresh C-contiguous arrays, or Untraceable."""
     if v.size:
@@ -319,6 +330,7 @@ class Compiled:
                 warnings.warn(f"ga.compile({getattr(self.f, '__name__', 'f')}): {e}; running it "
                               f"eagerly", RuntimeWarning, stacklevel=3)
             else:
+                program.keep(_output_nodes(entry.outs))
                 entry.program = program
                 out = tree.unflatten(entry.spec, [_core.as_tensor(v.data) if o.kind == "node"
                                                   else v for o, v in zip(entry.outs, leaves)])

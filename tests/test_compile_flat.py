@@ -142,3 +142,71 @@ def test_index_parameters_keep_the_sweep():
         z, y = rng.standard_normal((6, 4)), rng.integers(0, 4, 6)
         got, want = c(z, y), ga.value_and_grad(loss)(z, y)
         np.testing.assert_allclose(got[1], want[1], rtol=1e-13)
+
+
+# ----------------------------------------------------------------------------------------------
+# values released by liveness
+
+def _program(f):
+    (entry,) = f._cache.values()
+    return entry.program
+
+
+def test_a_flat_replay_releases_each_value_after_its_last_reader():
+    # a 200-step ODE's backprop held every value to the end of the replay: 5.5 MiB against
+    # eager's 1.9 and 1.5x eager's time; each value is now dropped after its last reader
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    W, y0, c = rng.standard_normal((16, 16)) / 4, rng.standard_normal(16), rng.standard_normal(16)
+
+    def loss(W, y0):
+        return ga.sum(c * ga.odeint(lambda y, t, W: ga.tanh(W @ y), y0, [0.0, 1.0], W,
+                                    substeps=100, adjoint=False)[-1])
+    eager = ga.grad(loss, argnums=(0, 1))
+    compiled = ga.compile(eager)
+    for _ in range(2):
+        compiled(W, y0)
+    program = _program(compiled)
+    inputs = [W, y0]
+    program.run(inputs)
+    live = sum(t.data is not None for t in program.values())
+    program.release()
+    assert program.is_flat and live < len(program.values()) // 10
+    peaks = []
+    for fn in (eager, compiled):
+        fn(W, y0)
+        tracemalloc.start()
+        got = fn(W, y0)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        for a, b in zip(got, eager(W, y0)):
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert peaks[1] < peaks[0]
+
+
+def test_outputs_that_are_intermediate_values_survive_the_release():
+    def f(x):
+        a = ga.exp(x)
+        b = a * 2.0
+        c = ga.sum(b)
+        return a, b.T, c, ga.reshape(a, (-1,))
+
+    compiled = ga.compile(f)
+    for k in range(3):
+        x = np.arange(6.0).reshape(2, 3) / (k + 1)
+        for got, want in zip(compiled(x), f(x)):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-15)
+
+
+def test_a_program_with_a_sweep_keeps_its_values():
+    @ga.custom_vjp
+    def square(x):
+        return x * x
+
+    square.defvjp(lambda x: (x * x, x), lambda x, g: (2.0 * x * g,))
+    step = ga.compile(ga.grad(lambda x: ga.sum(square(ga.sin(x)))))
+    x = np.linspace(0.0, 1.0, 5)
+    for _ in range(3):
+        np.testing.assert_allclose(step(x), 2 * np.sin(x) * np.cos(x), rtol=1e-14)
+    program = _program(step)
+    assert not program.is_flat
