@@ -59,20 +59,12 @@ import warnings
 import numpy as np
 
 from graphad import _core, tree
-from graphad._compile import Output as _Output, Program, Tracer, fetch, native_leaves, signature
+from graphad._compile import Output as _Output, Program, Tracer, native_leaves, run_entry
+from graphad._compile import replay as _replay, signature, tracers as _tracers
 from graphad._core import Tensor
 
 __all__ = ["compile", "effect", "constant", "TraceWarning"]
 
-_local = threading.local()
-
-
-def _tracers():
-    """The tracers of the compiled functions this thread is tracing now (innermost last)."""
-    t = getattr(_local, "tracers", None)
-    if t is None:
-        t = _local.tracers = []
-    return t
 _frozen_sites = set()  # (file, line) of the reads of traced values already warned about
 _PKG = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -253,11 +245,9 @@ class Compiled:
         self.__dict__.update(state)
         self._lock = threading.RLock()
 
-    def __call__(self, *args, **kwargs):
-        if _tracers():                    # inside another trace: become part of it
-            return self.f(*args, **kwargs)
-        with self._lock:
-            return self._call(args, kwargs)
+    # a call: inside another trace, f itself (it becomes part of that trace); else a replay of
+    # the program cached for the arguments' signature (_compile.replay), or self._call
+    __call__ = _replay
 
     def _call(self, args, kwargs):
         # byte-swapped or unaligned arrays as native copies, before f and the program see them
@@ -276,17 +266,7 @@ class Compiled:
             return self._trace(key, inputs, tensors, args, kwargs)
         if entry.eager:
             return self.f(*args, **kwargs)
-        program = entry.program
-        results = program.run(inputs)
-        self.replays += 1
-        try:
-            leaves = fetch(entry.outs, results, inputs)
-        finally:
-            program.release()
-        spec = entry.spec
-        if spec is tree.LEAF:
-            return leaves[0]
-        return tree.unflatten(spec, leaves)
+        return run_entry(self, entry, inputs)
 
     def _trace(self, key, inputs, tensors, args, kwargs):
         start = time.perf_counter()
