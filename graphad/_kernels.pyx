@@ -731,7 +731,8 @@ cdef bint _use_own_gemm(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, bint a_t,
     should use graphad's kernel.  The rules are where it won by at least 1.2x against OpenBLAS
     (0.3.30 SciPy's and 0.3.31 NumPy's, SkylakeX kernels, one thread, float64 and float32; C
     harness, README Performance), on an Intel SkylakeX (AVX-512):
-      A @ B:    m, n <= 16 (10x256x10: 1.5-1.9x); 1e6 <= macs < 4e6 (128^3: 1.3x, 128x64x128:
+      A @ B:    m, n <= 16 (10x256x10: 1.5-1.9x); 4 < m <= 16 from 2e5 (10x256x100, jacrev's
+                block of 10 cotangents: 1.24x); 1e6 <= macs < 4e6 (128^3: 1.3x, 128x64x128:
                 1.4-1.5x, 4x256x1000: 2-2.8x); n <= 32 and macs >= 1e6 (512x1024x10: 1.7-2.2x,
                 3000x3000x24: 1.5-2.9x).  Lost or tied: 32x32x10 0.9-1.1x, 2x256x100 0.86x,
                 96^3 0.93x, 128x256x128 0.88-0.96x, 256x512x512 and up 0.8-1.0x.
@@ -755,7 +756,8 @@ cdef bint _use_own_gemm(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, bint a_t,
     elif a_t:
         fits = 1e6 <= macs < 4e6 and n >= 64
     else:
-        fits = m <= 16 and n <= 16 or macs >= 1e6 and (macs < 4e6 or n <= 32)
+        fits = (m <= 16 and (n <= 16 or m > 4 and macs >= 2e5) or
+                macs >= 1e6 and (macs < 4e6 or n <= 32))
     if not fits:
         return False
     if _blas is None:

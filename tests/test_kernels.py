@@ -549,6 +549,7 @@ def test_own_gemm_dispatch_rules():
             assert rule(2, 256, 1000, b_t=True) and rule(1000, 256, 10, b_t=True)
             assert rule(128, 10, 128, b_t=True)
             assert not rule(10, 256, 10, b_t=True) and not rule(256, 10, 512, b_t=True)
+            assert rule(10, 256, 100) and not rule(2, 256, 100) and not rule(4, 256, 100)
             assert not rule(32, 32, 10) and not rule(128, 256, 128)
             assert not rule(512, 1024, 1024) and not rule(512, 1024, 1024, b_t=True)
             K._blas = (False, None)                  # MKL, BLIS, ...: all to BLAS
