@@ -259,6 +259,17 @@ cdef inline bint _is_repeated_value(cnp.ndarray x):
     return True
 
 
+cdef inline bint _broadcasts_into(cnp.ndarray small, cnp.ndarray big):
+    """Whether small broadcasts against big to big's shape (no axis of small extends big)."""
+    cdef int i, ns = cnp.PyArray_NDIM(small), nb = cnp.PyArray_NDIM(big)
+    if ns > nb:
+        return False
+    for i in range(ns):
+        if small.shape[i] != 1 and small.shape[i] != big.shape[nb - ns + i]:
+            return False
+    return True
+
+
 cpdef object broadcast_to(object x, tuple shape):
     """np.broadcast_to (a read-only view with stride 0 along broadcast axes), built directly
     with the C API: NumPy's version costs microseconds, which a reduction's VJP pays per call."""
@@ -366,10 +377,14 @@ cpdef object binary(int op, object a, object b):
         return _binary_numpy(op, a, b)
     if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_IS_C_CONTIGUOUS(y)):
         # one value broadcast to the other's shape (a reduction's cotangent): a stride-0 operand
-        if sa and sb and cnp.PyArray_SAMESHAPE(x, y):
-            if _is_repeated_value(x) and cnp.PyArray_IS_C_CONTIGUOUS(y):
+        # (or to a shape that broadcasts into the other's: the seed's ones against a block of
+        # tangents)
+        if sa and sb:
+            if _is_repeated_value(x) and cnp.PyArray_IS_C_CONTIGUOUS(y) and \
+                    _broadcasts_into(x, y):
                 sa = 0
-            elif _is_repeated_value(y) and cnp.PyArray_IS_C_CONTIGUOUS(x):
+            elif _is_repeated_value(y) and cnp.PyArray_IS_C_CONTIGUOUS(x) and \
+                    _broadcasts_into(y, x):
                 sb = 0
         # a stride-0 operand is read at one address; any other must be contiguous
         if (sa and not cnp.PyArray_IS_C_CONTIGUOUS(x)) or \
