@@ -323,6 +323,16 @@ cdef list _aligned(Tensor t, list tans, Py_ssize_t nlead):
     return tans
 
 
+cdef bint _tangent_fits(object v, Tensor t, Py_ssize_t nlead) except -1:
+    """Whether a JVP's result v has the shape lead + t's shape (else it is broadcast to it);
+    for a single tangent of an array decided from the headers."""
+    if nlead == 0 and cnp.PyArray_Check(t.data):
+        d = (<Tensor>v).data if type(v) is Tensor else v
+        if cnp.PyArray_Check(d):
+            return cnp.PyArray_SAMESHAPE(<cnp.ndarray>d, <cnp.ndarray>t.data)
+    return tuple(_shape_of(v)[nlead:]) == t.data.shape
+
+
 cdef void _eager_tangent(Prim p, Tensor t, list tans) except *:
     """Give the new node t its tangent in the eager forward evaluation (the JVP rule)."""
     if p.jvp is None:
@@ -331,7 +341,7 @@ cdef void _eager_tangent(Prim p, Tensor t, list tans) except *:
         tans = _aligned(t, tans, _fwd_nlead)
     v = _eager_rule(p.jvp, t, None, tans)
     if v is not None:
-        if tuple(_shape_of(v)[_fwd_nlead:]) != t.data.shape:
+        if not _tangent_fits(v, t, _fwd_nlead):
             v = _O.broadcast_to_(v, tuple(_shape_of(v)[:_fwd_nlead]) + t.data.shape)
         t._tan = v
         t._tan_at = _fwd
@@ -1136,11 +1146,15 @@ cdef inline void _accumulate_slot(Tensor m, Py_ssize_t i, object g):
 cdef object _fit(object g, Tensor p, Py_ssize_t nlead):
     """Bring a rule's cotangent for input p to shape lead + p.shape and to p's dtype."""
     cdef cnp.ndarray ga, pa
-    if nlead == 0 and cnp.PyArray_Check(g) and cnp.PyArray_Check(p.data):
-        ga = <cnp.ndarray>g
-        pa = <cnp.ndarray>p.data
-        if cnp.PyArray_SAMESHAPE(ga, pa) and cnp.PyArray_TYPE(ga) == cnp.PyArray_TYPE(pa):
-            return g
+    if nlead == 0 and cnp.PyArray_Check(p.data):
+        # the usual case, decided from the array headers: already p's shape and dtype (an
+        # array, or a Tensor over one in a recorded sweep)
+        d = (<Tensor>g).data if type(g) is Tensor else g
+        if cnp.PyArray_Check(d):
+            ga = <cnp.ndarray>d
+            pa = <cnp.ndarray>p.data
+            if cnp.PyArray_SAMESHAPE(ga, pa) and cnp.PyArray_TYPE(ga) == cnp.PyArray_TYPE(pa):
+                return g
     pshape = p.data.shape
     gshape = _shape_of(g)
     if len(gshape) != nlead + len(pshape) or tuple(gshape[nlead:]) != pshape:
@@ -1380,7 +1394,7 @@ def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
                 v = t.prim.jvp(t, tans)
                 if t.prim.multiple:
                     v = _fit_tangents(v, t, nlead)
-                elif v is not None and tuple(_shape_of(v)[nlead:]) != t.data.shape:
+                elif v is not None and not _tangent_fits(v, t, nlead):
                     v = _O.broadcast_to_(v, tuple(_shape_of(v)[:nlead]) + t.data.shape)
                 t._ct = v
         results = []

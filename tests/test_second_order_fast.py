@@ -279,3 +279,37 @@ def test_which_path_runs(monkeypatch):
     ga.hessian(lambda a, b: f(a) * b)(x, 2.0)
     ga.hessian(lambda a, b: f(a) * b, argnums=(0,))(x, 2.0)
     assert calls == [0, 1, 1]                         # only hessian(f)(x, 2.0) took it
+
+
+# ---- matmul: a matrix times a vector as one GEMV from the headers --------------------------
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m,k", [(200, 500), (1, 5), (5, 1), (3, 3), (1, 1)])
+def test_matvec_layouts_and_strides(dtype, m, k):
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((m, k)).astype(dtype)
+    x, y = rng.standard_normal(k).astype(dtype), rng.standard_normal(m).astype(dtype)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-4, atol=1e-3)
+    wide = np.repeat(A, 2, axis=1)[:, ::2]          # a row stride BLAS takes as ld
+    for M in (A, np.asfortranarray(A), wide):
+        for r, want in ((K.matmul(M, x), A @ x), (K.matmul(y, M), y @ A),
+                        (K.matmul(M.T, y), A.T @ y), (K.matmul(x, M.T), x @ A.T)):
+            assert r.dtype == dtype and r.shape == want.shape and r.flags.c_contiguous
+            np.testing.assert_allclose(r, want, **tol)
+    # the same BLAS call as the general path: bit for bit the product with a column
+    np.testing.assert_array_equal(K.matmul(A, x), K.matmul(A, x[:, None])[:, 0])
+    np.testing.assert_array_equal(K.matmul(A.T, y), K.matmul(A.T, y[:, None])[:, 0])
+    # vectors with a stride, negative or zero: BLAS's incx, or the general path's copy
+    for v in (np.repeat(x, 2)[::2], x[::-1], np.broadcast_to(x[:1], (k,))):
+        np.testing.assert_allclose(K.matmul(A, v), A @ np.array(v), **tol)
+
+
+def test_matvec_refusals_go_to_the_general_path():
+    A = np.arange(6.0).reshape(2, 3)
+    with pytest.raises(ValueError, match="not aligned"):
+        K.matmul(A, np.ones(2))
+    np.testing.assert_array_equal(K.matmul(A, np.ones(3, np.float32)), A @ np.ones(3))
+    np.testing.assert_array_equal(K.matmul(A[:, :0], np.ones(0)), np.zeros(2))
+    np.testing.assert_array_equal(K.matmul(A, np.arange(3)), A @ np.arange(3))
+    swapped = np.ones(3, ">f8")
+    np.testing.assert_array_equal(K.matmul(A, swapped), A @ np.ones(3))
