@@ -713,7 +713,10 @@ def _plain_primals(primals):
 def hessian(f, argnums=0):
     """The Hessian of scalar f, shape in.shape + in.shape, by forward-over-reverse:
     jacfwd(jacrev(f)), one forward sweep with a block of tangents through the recorded reverse
-    sweep.  A tuple argnums gives the nested tuple of blocks ((H00, H01), (H10, H11))."""
+    sweep.  A tuple argnums gives the nested tuple of blocks ((H00, H01), (H10, H11)).
+    With one argument at top level the identity block goes through f's recorded gradient
+    sweep directly (_second_order); for a vector argument the result is then the transposed
+    view of that block (Fortran-ordered, no copy)."""
     def scalar_f(*args, **kwargs):
         out = f(*args, **kwargs)
         _scalar_output(out if isinstance(out, Tensor) else _core.as_tensor(out), "hessian")
