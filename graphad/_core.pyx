@@ -43,11 +43,12 @@ cdef extern from *:
         int grad_enabled, recording, debug, tracing, take_pass, flat, depth;
         long sweep, fwd;
         Py_ssize_t fwd_nlead;
+        int fwd_demand;
     } ga_thread_state;
     /* initial-exec: a load relative to the thread pointer, no __tls_get_addr call (the block
        is small enough for the static TLS space glibc keeps for modules loaded later) */
     static __thread ga_thread_state ga_ts __attribute__((tls_model("initial-exec"))) =
-        {1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     """
     bint _grad_enabled "ga_ts.grad_enabled"
     bint _recording "ga_ts.recording"   # rules see Tensors (create_graph) rather than arrays
@@ -59,6 +60,7 @@ cdef extern from *:
     long _sweep "ga_ts.sweep"           # the stamp of the sweep now running
     long _fwd "ga_ts.fwd"               # the stamp of the eager forward evaluation, or 0
     Py_ssize_t _fwd_nlead "ga_ts.fwd_nlead"   # its tangents' leading batch axes
+    bint _fwd_demand "ga_ts.fwd_demand" # its tangents are computed on demand (_demand)
     int _depth "ga_ts.depth"            # transforms running their function (run_transform)
 
 _thread = threading.local()      # .tracer, .fwd_stack (forward_begin / forward_end)
@@ -278,16 +280,82 @@ cdef void _broadcast_error(Prim p, tuple raw, object e) except *:
 
 cdef list _input_tangents(tuple args):
     """The tangents the inputs carry in the eager forward evaluation (None for an input without
-    one), or None when none does."""
+    one), or None when none does.  In a forward evaluation on demand, none outside a recorded
+    sweep, and inside one an input's missing tangent is computed first (_demand)."""
     cdef list tans = None
     cdef Py_ssize_t i, n = len(args)
+    if _fwd_demand:
+        if not _recording:
+            return None
+        for i in range(n):
+            a = args[i]
+            if type(a) is Tensor and (<Tensor>a)._requires_grad and \
+                    (<Tensor>a)._tan_at != _fwd:
+                _demand(<Tensor>a)
     for i in range(n):
         a = args[i]
-        if type(a) is Tensor and (<Tensor>a)._tan_at == _fwd:
+        if type(a) is Tensor and (<Tensor>a)._tan_at == _fwd and (<Tensor>a)._tan is not None:
             if tans is None:
                 tans = [None] * n
             tans[i] = (<Tensor>a)._tan
     return tans
+
+
+cdef void _demand(Tensor root) except *:
+    """The tangent of a node that has none yet in a forward evaluation on demand (f's own
+    operations, made without tangents, when the recorded gradient sweep first reads them):
+    its ancestors' missing tangents first, in topological order (an iterative depth-first
+    search), each from its JVP rule; a node that no tangent reaches gets None."""
+    global _stamp
+    cdef Tensor t, a
+    cdef list stack = [root], expanded = [False], order = []
+    cdef list tans
+    cdef Py_ssize_t i, n
+    cdef bint any_tan
+    _stamp += 1
+    cdef long mark = _stamp
+    while stack:
+        t = <Tensor>stack.pop()
+        if expanded.pop():
+            order.append(t)
+            continue
+        if t._tan_at == _fwd or t._seen == mark:
+            continue
+        t._seen = mark
+        stack.append(t)
+        expanded.append(True)
+        if t.prim is not None:
+            if t.parents is None:
+                _freed_error()
+            for a_ in t.parents:
+                if type(a_) is Tensor:
+                    a = <Tensor>a_
+                    if a._requires_grad and a._tan_at != _fwd and a._seen != mark:
+                        stack.append(a)
+                        expanded.append(False)
+    for t in order:                     # parents before children
+        if t._tan_at == _fwd:
+            continue
+        t._tan = None
+        if t.prim is not None:
+            n = len(t.parents)
+            tans = [None] * n
+            any_tan = False
+            for i in range(n):
+                a_ = t.parents[i]
+                if type(a_) is Tensor and (<Tensor>a_)._tan_at == _fwd and \
+                        (<Tensor>a_)._tan is not None:
+                    tans[i] = (<Tensor>a_)._tan
+                    any_tan = True
+            if any_tan:
+                if t.prim.multiple:
+                    if t.prim.jvp is None:
+                        raise NotImplementedError(f"forward mode: no JVP rule for {t.prim.name}")
+                    t._tan = _fit_tangents(_eager_rule(t.prim.jvp, t, None, tans), t,
+                                           _fwd_nlead)
+                else:
+                    _eager_tangent(t.prim, t, tans)
+        t._tan_at = _fwd
 
 
 cdef object _eager_rule(object rule, object node_or_params, object x, object tans):
@@ -538,6 +606,8 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
             t._tan_at = _fwd
         else:
             _eager_tangent(p, t, tans)
+    elif _fwd_demand and _recording and needs and _grad_enabled:
+        t._tan_at = _fwd                # its inputs' tangents are all known, and none is there
     if _tracing:
         _get_tracer().record(p, args, params, t)
     return t
@@ -1328,13 +1398,17 @@ def unreplayable(str reason):
         tracer.unsupported = reason
 
 
-def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0):
+def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0, bint demand=False):
     """Start an eager forward evaluation with these tangents (shape lead + input.shape) on the
-    inputs; every forward_begin needs its forward_end."""
-    global _stamp, _fwd, _fwd_nlead
-    _fwd_stack().append((_fwd, _fwd_nlead))
+    inputs; every forward_begin needs its forward_end.  demand=True (forward-over-reverse,
+    graphad.transforms._second_order): operations outside a recorded sweep get no tangent when
+    they are made, only when a recorded sweep's operation reads them (or forward_end asks for
+    theirs), so that tangents nothing reads are never computed, while the recorded sweep's own
+    operations compute theirs with their values (a matmul fusing both)."""
+    global _stamp, _fwd, _fwd_nlead, _fwd_demand
+    _fwd_stack().append((_fwd, _fwd_nlead, _fwd_demand))
     _stamp += 1
-    _fwd, _fwd_nlead = _stamp, nlead
+    _fwd, _fwd_nlead, _fwd_demand = _stamp, nlead, demand
     for x, v in zip(inputs, tangents):
         (<Tensor>x)._tan = v
         (<Tensor>x)._tan_at = _fwd
@@ -1343,10 +1417,17 @@ def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0):
 def forward_end(list outputs):
     """End the eager forward evaluation; returns the outputs' tangents (None where none
     reached an output)."""
-    global _fwd, _fwd_nlead
-    res = [(<Tensor>o)._tan if type(o) is Tensor and (<Tensor>o)._tan_at == _fwd else None
-           for o in outputs]
-    _fwd, _fwd_nlead = _fwd_stack().pop()
+    global _fwd, _fwd_nlead, _fwd_demand
+    try:
+        if _fwd_demand:
+            for o in outputs:
+                if type(o) is Tensor and (<Tensor>o)._requires_grad and \
+                        (<Tensor>o)._tan_at != _fwd:
+                    _demand(<Tensor>o)
+        res = [(<Tensor>o)._tan if type(o) is Tensor and (<Tensor>o)._tan_at == _fwd else None
+               for o in outputs]
+    finally:
+        _fwd, _fwd_nlead, _fwd_demand = _fwd_stack().pop()
     return res
 
 

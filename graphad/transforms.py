@@ -684,19 +684,24 @@ def jacobian(f, argnums=0, mode="auto", vec=False, chunk_size=None, executor=Non
 
 
 def _second_order(f, primals, tangents, nlead):
-    """Forward-over-reverse at top level, for a scalar f of plain arrays: f runs once, its
-    gradient's reverse sweep is recorded (create_graph), and ONE forward sweep carries the
-    tangents (one block per source, nlead leading axes) from the sources to the gradients, with
-    no nested transform, identity node or second trace.  The forward sweep visits only the
-    nodes between the sources and the gradients: the tangents of f's own value (log, sum, ...
-    after the last intermediate the gradient reads) are never computed.  (gradients, their
-    tangents), one per source, arrays; a tangent None where nothing reached it."""
+    """Forward-over-reverse at top level, for a scalar f of plain arrays, in one pass: f runs
+    and its gradient's reverse sweep is recorded (create_graph) inside one forward evaluation on
+    demand (_core.forward_begin(demand=True)), with the tangents (one block per source, nlead
+    leading axes) on the sources: no nested transform, identity node or second trace.  f's own
+    operations get their tangents only when the recorded sweep reads them, so those of f's value
+    (log, sum, ... after the last intermediate the gradient reads) are never computed; the
+    sweep's operations compute theirs with their values (A^T g and A^T dg as one product).
+    (gradients, their tangents), one per source, arrays; a tangent None where nothing reached
+    it."""
     trace = _Trace(primals, tuple(range(len(primals))))
-    out = _scalar_output(_run(f, trace.args, {}), "grad")
-    grads = _reverse(trace, [out], [np.ones(out.shape, out.dtype)], record=True)
-    live = [g for g in grads if g.requires_grad]
-    it = iter(_core.forward_sweep(trace.sources, tangents, live, nlead=nlead) if live else ())
-    return [g.data for g in grads], [next(it) if g.requires_grad else None for g in grads]
+    _core.forward_begin(trace.sources, tangents, nlead, True)
+    grads = []
+    try:
+        out = _scalar_output(_run(f, trace.args, {}), "grad")
+        grads = _reverse(trace, [out], [np.ones(out.shape, out.dtype)], record=True)
+    finally:
+        touts = _core.forward_end(grads)
+    return [g.data for g in grads], touts
 
 
 def _plain_primals(primals):

@@ -313,3 +313,116 @@ def test_matvec_refusals_go_to_the_general_path():
     np.testing.assert_array_equal(K.matmul(A, np.arange(3)), A @ np.arange(3))
     swapped = np.ones(3, ">f8")
     np.testing.assert_array_equal(K.matmul(A, swapped), A @ np.ones(3))
+
+
+# ---- the forward evaluation on demand: what f may contain ----------------------------------
+
+def _both_paths(f, x, v):
+    """(fast hvp, general hvp, fast hessian, general hessian) at x along v."""
+    return (ga.hvp(f, x, v), _general_hvp(f, x, v), ga.hessian(f)(x), _general_hessian(f, x))
+
+
+def _assert_paths_agree(f, x, v, rtol=1e-12, atol=1e-13):
+    (g, hv), (g0, hv0), H, H0 = _both_paths(f, x, v)
+    np.testing.assert_allclose(g, g0, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(hv, hv0, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(H, H0, rtol=rtol, atol=atol)
+    return hv, H
+
+
+def test_multi_output_primitive_in_f():
+    rng = np.random.default_rng(9)
+    x, v = rng.standard_normal(6), rng.standard_normal(6)
+    C = rng.standard_normal((3, 3))
+
+    def f(z):
+        S = ga.reshape(z[:3], (3, 1)) * ga.reshape(z[3:], (1, 3))
+        S = S + ga.transpose(S) + 4.0 * np.eye(3)
+        w, V = ga.linalg.eigh(S)
+        return ga.sum(w ** 3) + ga.sum(C * V * V)
+    hv, H = _assert_paths_agree(f, x, v, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(H, _fd_hessian(f, x), rtol=1e-5, atol=1e-6)
+
+
+def test_tensors_that_do_not_depend_on_the_argument():
+    rng = np.random.default_rng(10)
+    W = ga.tensor(rng.standard_normal((4, 5)), requires_grad=True)   # a parameter, not x
+    b = ga.tanh(ga.tensor(rng.standard_normal(4), requires_grad=True))
+    x, v = rng.standard_normal(5), rng.standard_normal(5)
+
+    def f(z):
+        h = ga.tanh(W @ z + b)
+        return ga.sum(h * h * b) + ga.sum(W * W) * ga.sum(z)
+    _assert_paths_agree(f, x, v)
+    assert W.grad is None                           # nothing accumulates into other leaves
+
+
+def test_a_transform_inside_f():
+    rng = np.random.default_rng(11)
+    x, v = rng.standard_normal(3), rng.standard_normal(3)
+    inner = ga.grad(lambda z: ga.sum(ga.sin(z) * z[::-1]))
+
+    def f(z):
+        return ga.sum(inner(z) ** 2)               # a third derivative in the hvp
+    hv, H = _assert_paths_agree(f, x, v)
+    np.testing.assert_allclose(H, _fd_hessian(f, x), rtol=1e-6, atol=1e-8)
+
+
+def test_custom_rules_in_f():
+    @ga.custom_vjp
+    def cube(z):
+        return z ** 3
+
+    def cube_fwd(z):
+        return cube(z), z
+
+    def cube_bwd(z, g):
+        return (3.0 * z * z * g,)
+    cube.defvjp(cube_fwd, cube_bwd)
+
+    @ga.custom_jvp
+    def softplus(z):
+        return ga.log(1.0 + ga.exp(z))
+
+    @softplus.defjvp
+    def softplus_jvp(primals, tangents):
+        (z,), (dz,) = primals, tangents
+        return softplus(z), dz / (1.0 + ga.exp(-z))
+    rng = np.random.default_rng(12)
+    x, v = rng.standard_normal(4), rng.standard_normal(4)
+
+    def f(z):
+        return ga.sum(cube(z) * softplus(z))
+    hv, H = _assert_paths_agree(f, x, v)
+    np.testing.assert_allclose(H, _fd_hessian(f, x), rtol=1e-6, atol=1e-8)
+
+
+def test_a_long_chain_has_no_recursion():
+    rng = np.random.default_rng(13)
+    x, v = rng.standard_normal(3) * 0.1, rng.standard_normal(3)
+
+    def f(z):
+        y = z
+        for i in range(3000):
+            y = ga.sin(y) * 1.0001 if i % 2 else y + 0.001
+        return ga.sum(y * y)
+    _assert_paths_agree(f, x, v, rtol=1e-10, atol=1e-12)
+
+
+def test_repeated_calls_and_an_interrupted_function():
+    # the engine's forward state is restored when f raises, and calls do not see each other's
+    # tangents
+    x, v = np.arange(1.0, 4.0), np.ones(3)
+
+    def bad(z):
+        ga.sum(ga.exp(z))
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        ga.hvp(bad, x, v)
+    f = lambda z: ga.sum(ga.exp(z) * z)
+    first = ga.hvp(f, x, v)[1]
+    for w in (v, 2 * v, v):
+        np.testing.assert_allclose(ga.hvp(f, x, w)[1], _general_hvp(f, x, w)[1], rtol=1e-14)
+    np.testing.assert_allclose(ga.hvp(f, x, v)[1], first, rtol=0)
+    _, t = ga.jvp(f, (x,), (v,))                     # plain forward mode afterwards
+    np.testing.assert_allclose(t, np.sum(np.exp(x) * (x + 1) * v), rtol=1e-14)
