@@ -282,7 +282,6 @@ cdef list _input_tangents(tuple args):
     """The tangents the inputs carry in the eager forward evaluation (None for an input without
     one), or None when none does.  In a forward evaluation on demand, none outside a recorded
     sweep, and inside one an input's missing tangent is computed first (_demand)."""
-    cdef list tans = None
     cdef Py_ssize_t i, n = len(args)
     if _fwd_demand:
         if not _recording:
@@ -292,6 +291,13 @@ cdef list _input_tangents(tuple args):
             if type(a) is Tensor and (<Tensor>a)._requires_grad and \
                     (<Tensor>a)._tan_at != _fwd:
                 _demand(<Tensor>a)
+    return _known_tangents(args)
+
+
+cdef list _known_tangents(tuple args):
+    """The tangents the inputs carry now (None where an input has none yet), or None."""
+    cdef list tans = None
+    cdef Py_ssize_t i, n = len(args)
     for i in range(n):
         a = args[i]
         if type(a) is Tensor and (<Tensor>a)._tan_at == _fwd and (<Tensor>a)._tan is not None:
@@ -569,9 +575,19 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     raw = unwrap_args(args) if any_tensor else args
     both = None
     if _fwd != 0 and needs and _grad_enabled:
-        tans = _input_tangents(args)
-        if tans is not None and p.fused is not None:
-            both = _eager_rule(p.fused, params, raw, tans)    # (value, tangent), or None
+        if _fwd_demand and not _recording:
+            # on demand, outside the recorded sweep: no tangent now, unless a fused rule takes
+            # the inputs' tangents as they are (a source's) with the value in one pass
+            if p.fused is not None:
+                tans = _known_tangents(args)
+                if tans is not None:
+                    both = _eager_rule(p.fused, params, raw, tans)
+                    if both is None:
+                        tans = None
+        else:
+            tans = _input_tangents(args)
+            if tans is not None and p.fused is not None:
+                both = _eager_rule(p.fused, params, raw, tans)    # (value, tangent), or None
     if both is not None:
         res, saved = both[0], None
     else:
@@ -1404,7 +1420,9 @@ def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0, bint demand=Fa
     graphad.transforms._second_order): operations outside a recorded sweep get no tangent when
     they are made, only when a recorded sweep's operation reads them (or forward_end asks for
     theirs), so that tangents nothing reads are never computed, while the recorded sweep's own
-    operations compute theirs with their values (a matmul fusing both)."""
+    operations compute theirs with their values (a matmul fusing both).  Outside the sweep, a
+    primitive with a fused rule whose inputs' tangents are already there (a source's: A @ x)
+    still computes value and tangent in one pass, where the rule takes them."""
     global _stamp, _fwd, _fwd_nlead, _fwd_demand
     _fwd_stack().append((_fwd, _fwd_nlead, _fwd_demand))
     _stamp += 1
