@@ -332,7 +332,7 @@ cdef void _demand(Tensor root) except *:
         expanded.append(True)
         if t.prim is not None:
             if t.parents is None:
-                _freed_error()
+                raise _freed_error()
             for a_ in t.parents:
                 if type(a_) is Tensor:
                     a = <Tensor>a_
