@@ -43,11 +43,12 @@ cdef extern from *:
         int grad_enabled, recording, debug, tracing, take_pass, flat, depth;
         long sweep, fwd;
         Py_ssize_t fwd_nlead;
+        int fwd_demand;
     } ga_thread_state;
     /* initial-exec: a load relative to the thread pointer, no __tls_get_addr call (the block
        is small enough for the static TLS space glibc keeps for modules loaded later) */
     static __thread ga_thread_state ga_ts __attribute__((tls_model("initial-exec"))) =
-        {1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+        {1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     """
     bint _grad_enabled "ga_ts.grad_enabled"
     bint _recording "ga_ts.recording"   # rules see Tensors (create_graph) rather than arrays
@@ -59,6 +60,7 @@ cdef extern from *:
     long _sweep "ga_ts.sweep"           # the stamp of the sweep now running
     long _fwd "ga_ts.fwd"               # the stamp of the eager forward evaluation, or 0
     Py_ssize_t _fwd_nlead "ga_ts.fwd_nlead"   # its tangents' leading batch axes
+    bint _fwd_demand "ga_ts.fwd_demand" # its tangents are computed on demand (_demand)
     int _depth "ga_ts.depth"            # transforms running their function (run_transform)
 
 _thread = threading.local()      # .tracer, .fwd_stack (forward_begin / forward_end)
@@ -278,16 +280,88 @@ cdef void _broadcast_error(Prim p, tuple raw, object e) except *:
 
 cdef list _input_tangents(tuple args):
     """The tangents the inputs carry in the eager forward evaluation (None for an input without
-    one), or None when none does."""
+    one), or None when none does.  In a forward evaluation on demand, none outside a recorded
+    sweep, and inside one an input's missing tangent is computed first (_demand)."""
+    cdef Py_ssize_t i, n = len(args)
+    if _fwd_demand:
+        if not _recording:
+            return None
+        for i in range(n):
+            a = args[i]
+            if type(a) is Tensor and (<Tensor>a)._requires_grad and \
+                    (<Tensor>a)._tan_at != _fwd:
+                _demand(<Tensor>a)
+    return _known_tangents(args)
+
+
+cdef list _known_tangents(tuple args):
+    """The tangents the inputs carry now (None where an input has none yet), or None."""
     cdef list tans = None
     cdef Py_ssize_t i, n = len(args)
     for i in range(n):
         a = args[i]
-        if type(a) is Tensor and (<Tensor>a)._tan_at == _fwd:
+        if type(a) is Tensor and (<Tensor>a)._tan_at == _fwd and (<Tensor>a)._tan is not None:
             if tans is None:
                 tans = [None] * n
             tans[i] = (<Tensor>a)._tan
     return tans
+
+
+cdef void _demand(Tensor root) except *:
+    """The tangent of a node that has none yet in a forward evaluation on demand (f's own
+    operations, made without tangents, when the recorded gradient sweep first reads them):
+    its ancestors' missing tangents first, in topological order (an iterative depth-first
+    search), each from its JVP rule; a node that no tangent reaches gets None."""
+    global _stamp
+    cdef Tensor t, a
+    cdef list stack = [root], expanded = [False], order = []
+    cdef list tans
+    cdef Py_ssize_t i, n
+    cdef bint any_tan
+    _stamp += 1
+    cdef long mark = _stamp
+    while stack:
+        t = <Tensor>stack.pop()
+        if expanded.pop():
+            order.append(t)
+            continue
+        if t._tan_at == _fwd or t._seen == mark:
+            continue
+        t._seen = mark
+        stack.append(t)
+        expanded.append(True)
+        if t.prim is not None:
+            if t.parents is None:
+                raise _freed_error()
+            for a_ in t.parents:
+                if type(a_) is Tensor:
+                    a = <Tensor>a_
+                    if a._requires_grad and a._tan_at != _fwd and a._seen != mark:
+                        stack.append(a)
+                        expanded.append(False)
+    for t in order:                     # parents before children
+        if t._tan_at == _fwd:
+            continue
+        t._tan = None
+        if t.prim is not None:
+            n = len(t.parents)
+            tans = [None] * n
+            any_tan = False
+            for i in range(n):
+                a_ = t.parents[i]
+                if type(a_) is Tensor and (<Tensor>a_)._tan_at == _fwd and \
+                        (<Tensor>a_)._tan is not None:
+                    tans[i] = (<Tensor>a_)._tan
+                    any_tan = True
+            if any_tan:
+                if t.prim.multiple:
+                    if t.prim.jvp is None:
+                        raise NotImplementedError(f"forward mode: no JVP rule for {t.prim.name}")
+                    t._tan = _fit_tangents(_eager_rule(t.prim.jvp, t, None, tans), t,
+                                           _fwd_nlead)
+                else:
+                    _eager_tangent(t.prim, t, tans)
+        t._tan_at = _fwd
 
 
 cdef object _eager_rule(object rule, object node_or_params, object x, object tans):
@@ -323,6 +397,16 @@ cdef list _aligned(Tensor t, list tans, Py_ssize_t nlead):
     return tans
 
 
+cdef bint _tangent_fits(object v, Tensor t, Py_ssize_t nlead) except -1:
+    """Whether a JVP's result v has the shape lead + t's shape (else it is broadcast to it);
+    for a single tangent of an array decided from the headers."""
+    if nlead == 0 and cnp.PyArray_Check(t.data):
+        d = (<Tensor>v).data if type(v) is Tensor else v
+        if cnp.PyArray_Check(d):
+            return cnp.PyArray_SAMESHAPE(<cnp.ndarray>d, <cnp.ndarray>t.data)
+    return tuple(_shape_of(v)[nlead:]) == t.data.shape
+
+
 cdef void _eager_tangent(Prim p, Tensor t, list tans) except *:
     """Give the new node t its tangent in the eager forward evaluation (the JVP rule)."""
     if p.jvp is None:
@@ -331,7 +415,7 @@ cdef void _eager_tangent(Prim p, Tensor t, list tans) except *:
         tans = _aligned(t, tans, _fwd_nlead)
     v = _eager_rule(p.jvp, t, None, tans)
     if v is not None:
-        if tuple(_shape_of(v)[_fwd_nlead:]) != t.data.shape:
+        if not _tangent_fits(v, t, _fwd_nlead):
             v = _O.broadcast_to_(v, tuple(_shape_of(v)[:_fwd_nlead]) + t.data.shape)
         t._tan = v
         t._tan_at = _fwd
@@ -491,9 +575,19 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     raw = unwrap_args(args) if any_tensor else args
     both = None
     if _fwd != 0 and needs and _grad_enabled:
-        tans = _input_tangents(args)
-        if tans is not None and p.fused is not None:
-            both = _eager_rule(p.fused, params, raw, tans)    # (value, tangent), or None
+        if _fwd_demand and not _recording:
+            # on demand, outside the recorded sweep: no tangent now, unless a fused rule takes
+            # the inputs' tangents as they are (a source's) with the value in one pass
+            if p.fused is not None:
+                tans = _known_tangents(args)
+                if tans is not None:
+                    both = _eager_rule(p.fused, params, raw, tans)
+                    if both is None:
+                        tans = None
+        else:
+            tans = _input_tangents(args)
+            if tans is not None and p.fused is not None:
+                both = _eager_rule(p.fused, params, raw, tans)    # (value, tangent), or None
     if both is not None:
         res, saved = both[0], None
     else:
@@ -528,6 +622,8 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
             t._tan_at = _fwd
         else:
             _eager_tangent(p, t, tans)
+    elif _fwd_demand and _recording and needs and _grad_enabled:
+        t._tan_at = _fwd                # its inputs' tangents are all known, and none is there
     if _tracing:
         _get_tracer().record(p, args, params, t)
     return t
@@ -1136,11 +1232,15 @@ cdef inline void _accumulate_slot(Tensor m, Py_ssize_t i, object g):
 cdef object _fit(object g, Tensor p, Py_ssize_t nlead):
     """Bring a rule's cotangent for input p to shape lead + p.shape and to p's dtype."""
     cdef cnp.ndarray ga, pa
-    if nlead == 0 and cnp.PyArray_Check(g) and cnp.PyArray_Check(p.data):
-        ga = <cnp.ndarray>g
-        pa = <cnp.ndarray>p.data
-        if cnp.PyArray_SAMESHAPE(ga, pa) and cnp.PyArray_TYPE(ga) == cnp.PyArray_TYPE(pa):
-            return g
+    if nlead == 0 and cnp.PyArray_Check(p.data):
+        # the usual case, decided from the array headers: already p's shape and dtype (an
+        # array, or a Tensor over one in a recorded sweep)
+        d = (<Tensor>g).data if type(g) is Tensor else g
+        if cnp.PyArray_Check(d):
+            ga = <cnp.ndarray>d
+            pa = <cnp.ndarray>p.data
+            if cnp.PyArray_SAMESHAPE(ga, pa) and cnp.PyArray_TYPE(ga) == cnp.PyArray_TYPE(pa):
+                return g
     pshape = p.data.shape
     gshape = _shape_of(g)
     if len(gshape) != nlead + len(pshape) or tuple(gshape[nlead:]) != pshape:
@@ -1314,13 +1414,19 @@ def unreplayable(str reason):
         tracer.unsupported = reason
 
 
-def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0):
+def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0, bint demand=False):
     """Start an eager forward evaluation with these tangents (shape lead + input.shape) on the
-    inputs; every forward_begin needs its forward_end."""
-    global _stamp, _fwd, _fwd_nlead
-    _fwd_stack().append((_fwd, _fwd_nlead))
+    inputs; every forward_begin needs its forward_end.  demand=True (forward-over-reverse,
+    graphad.transforms._second_order): operations outside a recorded sweep get no tangent when
+    they are made, only when a recorded sweep's operation reads them (or forward_end asks for
+    theirs), so that tangents nothing reads are never computed, while the recorded sweep's own
+    operations compute theirs with their values (a matmul fusing both).  Outside the sweep, a
+    primitive with a fused rule whose inputs' tangents are already there (a source's: A @ x)
+    still computes value and tangent in one pass, where the rule takes them."""
+    global _stamp, _fwd, _fwd_nlead, _fwd_demand
+    _fwd_stack().append((_fwd, _fwd_nlead, _fwd_demand))
     _stamp += 1
-    _fwd, _fwd_nlead = _stamp, nlead
+    _fwd, _fwd_nlead, _fwd_demand = _stamp, nlead, demand
     for x, v in zip(inputs, tangents):
         (<Tensor>x)._tan = v
         (<Tensor>x)._tan_at = _fwd
@@ -1329,10 +1435,17 @@ def forward_begin(list inputs, list tangents, Py_ssize_t nlead=0):
 def forward_end(list outputs):
     """End the eager forward evaluation; returns the outputs' tangents (None where none
     reached an output)."""
-    global _fwd, _fwd_nlead
-    res = [(<Tensor>o)._tan if type(o) is Tensor and (<Tensor>o)._tan_at == _fwd else None
-           for o in outputs]
-    _fwd, _fwd_nlead = _fwd_stack().pop()
+    global _fwd, _fwd_nlead, _fwd_demand
+    try:
+        if _fwd_demand:
+            for o in outputs:
+                if type(o) is Tensor and (<Tensor>o)._requires_grad and \
+                        (<Tensor>o)._tan_at != _fwd:
+                    _demand(<Tensor>o)
+        res = [(<Tensor>o)._tan if type(o) is Tensor and (<Tensor>o)._tan_at == _fwd else None
+               for o in outputs]
+    finally:
+        _fwd, _fwd_nlead, _fwd_demand = _fwd_stack().pop()
     return res
 
 
@@ -1380,7 +1493,7 @@ def forward_sweep(list inputs, list tangents, list outputs, Py_ssize_t nlead=0,
                 v = t.prim.jvp(t, tans)
                 if t.prim.multiple:
                     v = _fit_tangents(v, t, nlead)
-                elif v is not None and tuple(_shape_of(v)[nlead:]) != t.data.shape:
+                elif v is not None and not _tangent_fits(v, t, nlead):
                     v = _O.broadcast_to_(v, tuple(_shape_of(v)[:nlead]) + t.data.shape)
                 t._ct = v
         results = []

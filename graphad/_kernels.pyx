@@ -259,6 +259,17 @@ cdef inline bint _is_repeated_value(cnp.ndarray x):
     return True
 
 
+cdef inline bint _broadcasts_into(cnp.ndarray small, cnp.ndarray big):
+    """Whether small broadcasts against big to big's shape (no axis of small extends big)."""
+    cdef int i, ns = cnp.PyArray_NDIM(small), nb = cnp.PyArray_NDIM(big)
+    if ns > nb:
+        return False
+    for i in range(ns):
+        if small.shape[i] != 1 and small.shape[i] != big.shape[nb - ns + i]:
+            return False
+    return True
+
+
 cpdef object broadcast_to(object x, tuple shape):
     """np.broadcast_to (a read-only view with stride 0 along broadcast axes), built directly
     with the C API: NumPy's version costs microseconds, which a reduction's VJP pays per call."""
@@ -366,10 +377,14 @@ cpdef object binary(int op, object a, object b):
         return _binary_numpy(op, a, b)
     if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_IS_C_CONTIGUOUS(y)):
         # one value broadcast to the other's shape (a reduction's cotangent): a stride-0 operand
-        if sa and sb and cnp.PyArray_SAMESHAPE(x, y):
-            if _is_repeated_value(x) and cnp.PyArray_IS_C_CONTIGUOUS(y):
+        # (or to a shape that broadcasts into the other's: the seed's ones against a block of
+        # tangents)
+        if sa and sb:
+            if _is_repeated_value(x) and cnp.PyArray_IS_C_CONTIGUOUS(y) and \
+                    _broadcasts_into(x, y):
                 sa = 0
-            elif _is_repeated_value(y) and cnp.PyArray_IS_C_CONTIGUOUS(x):
+            elif _is_repeated_value(y) and cnp.PyArray_IS_C_CONTIGUOUS(x) and \
+                    _broadcasts_into(y, x):
                 sb = 0
         # a stride-0 operand is read at one address; any other must be contiguous
         if (sa and not cnp.PyArray_IS_C_CONTIGUOUS(x)) or \
@@ -1052,6 +1067,51 @@ cpdef object matmul_fused(object params, tuple raw, object tangents):
         r[rows:].reshape(lead + x.shape[:x.ndim - 1] + (m,))
 
 
+cdef object _matvec(cnp.ndarray a, cnp.ndarray b):
+    """A matrix times a vector or a vector times a matrix (a gradient's and a tangent's usual
+    products) as one GEMV, straight from the array headers: the same BLAS call as the general
+    path below, without its reshapes.  None where that path must decide (another dtype, a
+    stride BLAS cannot take, an empty or misaligned operand)."""
+    cdef cnp.ndarray M, x, y
+    cdef bint mat_first = cnp.PyArray_NDIM(a) == 2
+    cdef int typ = cnp.PyArray_TYPE(a), ld = 1, incx
+    cdef char t = b"N"
+    cdef Py_ssize_t rows, cols, xs, item
+    cdef cnp.npy_intp dims[1]
+    cdef PyThreadState *ts
+    if (typ != cnp.NPY_DOUBLE and typ != cnp.NPY_FLOAT) or cnp.PyArray_TYPE(b) != typ or \
+            not (cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_ISNOTSWAPPED(b)):
+        return None
+    M, x = (a, b) if mat_first else (b, a)
+    rows, cols = M.shape[0], M.shape[1]
+    if rows == 0 or cols == 0 or x.shape[0] != (cols if mat_first else rows):
+        return None
+    item = cnp.PyArray_ITEMSIZE(M)
+    xs = x.strides[0]
+    if xs <= 0 or xs % item != 0 or not _blas_layout(M, item, &t, &ld):
+        return None
+    incx = <int>(xs // item)
+    dims[0] = rows if mat_first else cols
+    y = new_array(1, dims, typ)
+    ts = _unlock(<double>rows * cols >= _NOGIL_MIN_FLOPS)
+    # M's buffer is, to BLAS, the column-major M^T (t 'N') or M (t 'T')
+    if mat_first:
+        if t == b'N':
+            _gemv(typ, b'T', <int>cols, <int>rows, <char*>cnp.PyArray_DATA(M), ld,
+                  <char*>cnp.PyArray_DATA(x), incx, <char*>cnp.PyArray_DATA(y))
+        else:
+            _gemv(typ, b'N', <int>rows, <int>cols, <char*>cnp.PyArray_DATA(M), ld,
+                  <char*>cnp.PyArray_DATA(x), incx, <char*>cnp.PyArray_DATA(y))
+    elif t == b'N':
+        _gemv(typ, b'N', <int>cols, <int>rows, <char*>cnp.PyArray_DATA(M), ld,
+              <char*>cnp.PyArray_DATA(x), incx, <char*>cnp.PyArray_DATA(y))
+    else:
+        _gemv(typ, b'T', <int>rows, <int>cols, <char*>cnp.PyArray_DATA(M), ld,
+              <char*>cnp.PyArray_DATA(x), incx, <char*>cnp.PyArray_DATA(y))
+    _relock(ts)
+    return y
+
+
 cpdef object matmul(object a, object b):
     """NumPy's matmul semantics (1-D promotion, broadcast batch axes), computed with BLAS for
     float64/float32 operands of one dtype; anything else goes to np.matmul.  An identity block
@@ -1064,6 +1124,11 @@ cpdef object matmul(object a, object b):
             if cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.PyArray_TYPE(<cnp.ndarray>b):
                 return contiguous(rows)
             return rows.astype(np.result_type(a.dtype, b.dtype))
+    if cnp.PyArray_Check(a) and cnp.PyArray_Check(b) and \
+            cnp.PyArray_NDIM(<cnp.ndarray>a) + cnp.PyArray_NDIM(<cnp.ndarray>b) == 3:
+        r = _matvec(<cnp.ndarray>a, <cnp.ndarray>b)
+        if r is not None:
+            return r
     if not (_is_float_array(a) and _is_float_array(b)) or \
             cnp.PyArray_TYPE(<cnp.ndarray>a) != cnp.PyArray_TYPE(<cnp.ndarray>b) or \
             a.ndim == 0 or b.ndim == 0:

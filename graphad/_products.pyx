@@ -10,7 +10,7 @@ from graphad._kernels import matmul_fused
 from graphad._core cimport Tensor, apply, call, arg, need
 from graphad._prims cimport raw, shape_of, ndim_of, lead, axis_index, stacked
 from graphad._prims import defprim
-from graphad._elementwise cimport tsum, gmul_
+from graphad._elementwise cimport tsum, gmul_, mul_
 from graphad._elementwise import multiply, where, P_WHERE
 from graphad._shape cimport reshape_, transpose_
 from graphad._shape import reshape, transpose, getitem, concatenate
@@ -56,6 +56,12 @@ def matmul_vjp(n, g):
         # gA = g B^T (an outer product when B is a vector), gB = A^T g (g A when B is a vector)
         gshape = shape_of(g)
         ga = gb = None
+        if na == 1 and nb == 1 and n.parents[0] is n.parents[1]:
+            # x @ x (|x|^2): both cotangents are g x, so the one input gets 2 g x as one
+            # product (2 (g x) = (2 g) x exactly), not two products and their sum
+            if need(n, 0):
+                ga = gmul_(reshape_(mul_(g, 2.0), gshape + (1,)), b)
+            return (ga, None)
         if need(n, 0):
             if nb == 2:
                 ga = matmul_(g, _swap(b))
@@ -106,6 +112,9 @@ def matmul_jvp(n, t):
         # vectors and matrices: NumPy's matmul broadcasting carries the tangents' batch axes,
         # d(ab) = da b + a db, each term one GEMM on the block
         r = None
+        if na == 1 and nb == 1 and t[0] is not None and t[0] is t[1]:
+            # x @ x: d(x.x) = 2 x.dx (dx.x and x.dx are the same dot product)
+            return mul_(_times_vector_tangent(b, t[0], False), 2.0)
         if t[0] is not None:
             r = _times_vector_tangent(b, t[0], False) if na == 1 else matmul_(t[0], b)
         if t[1] is not None:

@@ -683,16 +683,79 @@ def jacobian(f, argnums=0, mode="auto", vec=False, chunk_size=None, executor=Non
     return wrapper
 
 
+def _second_order(f, primals, tangents, nlead):
+    """Forward-over-reverse at top level, for a scalar f of plain arrays, in one pass: f runs
+    and its gradient's reverse sweep is recorded (create_graph) inside one forward evaluation on
+    demand (_core.forward_begin(demand=True)), with the tangents (one block per source, nlead
+    leading axes) on the sources: no nested transform, identity node or second trace.  f's own
+    operations get their tangents only when the recorded sweep reads them, so those of f's value
+    (log, sum, ... after the last intermediate the gradient reads) are never computed; the
+    sweep's operations compute theirs with their values (A^T g and A^T dg as one product).
+    (gradients, their tangents), one per source, arrays; a tangent None where nothing reached
+    it."""
+    trace = _Trace(primals, tuple(range(len(primals))))
+    _core.forward_begin(trace.sources, tangents, nlead, True)
+    grads = []
+    try:
+        out = _scalar_output(_run(f, trace.args, {}), "grad")
+        grads = _reverse(trace, [out], [np.ones(out.shape, out.dtype)], record=True)
+    finally:
+        touts = _core.forward_end(grads)
+    return [g.data for g in grads], touts
+
+
+def _plain_primals(primals):
+    """Whether the fast forward-over-reverse path applies: top level, outside graphad.compile's
+    tracing, every primal a float ndarray (no trees, no Tensors)."""
+    if _depth() > 0 or _core.tracing():
+        return False
+    for x in primals:
+        if type(x) is not np.ndarray or x.dtype.kind != "f":
+            return False
+    return True
+
+
 def hessian(f, argnums=0):
     """The Hessian of scalar f, shape in.shape + in.shape, by forward-over-reverse:
     jacfwd(jacrev(f)), one forward sweep with a block of tangents through the recorded reverse
-    sweep.  A tuple argnums gives the nested tuple of blocks ((H00, H01), (H10, H11))."""
+    sweep.  A tuple argnums gives the nested tuple of blocks ((H00, H01), (H10, H11)).
+    With one argument at top level the identity block goes through f's recorded gradient
+    sweep directly (_second_order); for a vector argument the result is then the transposed
+    view of that block (Fortran-ordered, no copy)."""
     def scalar_f(*args, **kwargs):
         out = f(*args, **kwargs)
         _scalar_output(out if isinstance(out, Tensor) else _core.as_tensor(out), "hessian")
         return out
     functools.update_wrapper(scalar_f, f)
-    return jacfwd(jacrev(scalar_f, argnums), argnums)
+    general = jacfwd(jacrev(scalar_f, argnums), argnums)
+    if type(argnums) is not int:
+        return general
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        n = len(args)
+        if kwargs or not -n <= argnums < n or not _plain_primals((args[argnums],)):
+            return general(*args, **kwargs)
+        # one argument, at top level: the identity block rides through f and its recorded
+        # gradient sweep (jacfwd's eager evaluation without jacrev's nested transform)
+        i = argnums % n
+        x = args[i]
+        if i == 0 and n == 1:
+            g = f
+        else:
+            def g(z):
+                return f(*args[:i], z, *args[i + 1:])
+        _, (t,) = _second_order(g, (x,), [unit_block(x.shape, 0, x.size, x.dtype)], 1)
+        if t is None:                   # f linear (or constant) in x
+            return np.zeros(x.shape + x.shape, x.dtype)
+        # t[j] = d grad / d x_j: the block is H^T.  For a vector x, H is its transposed view
+        # (Fortran-ordered, no copy); else (n,) + x.shape -> x.shape + x.shape by one tiled
+        # transpose
+        if x.ndim == 1:
+            return t.T if t.flags.writeable else np.array(t.T)   # (the identity block itself)
+        t = K.contiguous(t.reshape(x.size, x.size).T) if x.ndim else np.array(t)
+        return t.reshape(x.shape + x.shape)
+    return wrapper
 
 
 def hvp(f, primals, tangents):
@@ -705,5 +768,22 @@ def hvp(f, primals, tangents):
     tangents = (tangents,) if not isinstance(tangents, (tuple, list)) else tuple(tangents)
     if len(primals) != len(tangents):
         raise ValueError(f"hvp: {len(primals)} primals but {len(tangents)} tangents")
+    if _plain_primals(primals):
+        tans = []
+        for x, v in zip(primals, tangents):
+            if type(v) is not np.ndarray or v.dtype is not x.dtype:
+                if np.iscomplexobj(v):
+                    raise TypeError(f"hvp: tangent: {_core._COMPLEX_MSG}")
+                v = np.asarray(v.data if isinstance(v, Tensor) else v, dtype=x.dtype)
+            if v.shape != x.shape:
+                raise ValueError(f"jvp: tangent has shape {v.shape} but its primal has shape "
+                                 f"{x.shape}")
+            tans.append(v)
+        grads, touts = _second_order(f, primals, tans, 0)
+        touts = [np.zeros(g.shape, g.dtype) if t is None else np.asarray(t)
+                 for g, t in zip(grads, touts)]
+        if len(primals) == 1:
+            return grads[0], touts[0]
+        return tuple(grads), tuple(touts)
     argnums = 0 if len(primals) == 1 else tuple(range(len(primals)))
     return jvp(grad(f, argnums), primals, tangents)
