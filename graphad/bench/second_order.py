@@ -60,21 +60,32 @@ def run(ctx):
     cases["GEMM alone hessian"], roles["GEMM alone hessian"] = floors.hessian_gemm(p), "floor"
     of["GEMM alone hessian"] = "hessian"
     for k, fn in cases.items():
-        if roles[k] != "floor":
+        if of[k] == "hvp with grad":                     # (grad, Hv): both checked
+            got = fn()
+            assert np.allclose(_np(got[0]), cases["NumPy by hand grad"](), rtol=1e-9,
+                               atol=1e-11) and \
+                np.allclose(_np(got[1]), cases["NumPy by hand hvp"](), rtol=1e-9, atol=1e-11), k
+        elif roles[k] != "floor":
             want = cases[f"NumPy by hand {of[k]}"]()
             assert np.allclose(_np(fn()), want, rtol=1e-9, atol=1e-11), f"second_order: {k}"
     t = ctx.measure(cases)
     for q in ("grad", "hvp", "hessian"):
-        ks = [k for k in cases if of[k] == q]
+        # the hvp point holds both JAX cases: Hv alone, and (grad, Hv) as ga.hvp returns
+        ks = [k for k in cases if of[k] == q or q == "hvp" and of[k] == "hvp with grad"]
         ctx.point(q, {k: t[k] for k in ks}, {k: roles[k] for k in ks}, {"n": len(p["x"])})
     ctx.step("grad, hvp, Hessian")
     hvp_grad = ratio(t["graphad hvp"], t["graphad grad"])
     out = {"hvp_over_grad": {"median": hvp_grad[0], "p25": hvp_grad[1][0],
                              "p75": hvp_grad[1][1], "target": 5.0}}
-    if "JAX jit hessian" in t:
-        r = ratio(t["graphad hessian"], t["JAX jit hessian"])
-        out["hessian_over_jax_jit"] = {"median": r[0], "p25": r[1][0], "p75": r[1][1],
-                                       "target": 2.0}
+    # issue 14's targets against JAX jit: Hessian <= 1.0, hvp <= 1.5 (judged against JAX's Hv
+    # alone, as the issue measured it, and against the same outputs as ga.hvp's)
+    for name, ours, theirs, target in (
+            ("hessian_over_jax_jit", "graphad hessian", "JAX jit hessian", 1.0),
+            ("hvp_over_jax_jit_hv_alone", "graphad hvp", "JAX jit hvp", 1.5),
+            ("hvp_over_jax_jit_same_outputs", "graphad hvp", "JAX jit hvp with grad", 1.5)):
+        if theirs in t:
+            r = ratio(t[ours], t[theirs])
+            out[name] = {"median": r[0], "p25": r[1][0], "p75": r[1][1], "target": target}
     return out
 
 

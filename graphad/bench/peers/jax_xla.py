@@ -93,7 +93,11 @@ def second_order(p, jit):
         return jnp.sum(jnp.log(1 + jnp.exp(A @ x))) + 0.5 * (x @ x)
     g = jax.grad(f)
     hvp = lambda x, v: jax.jvp(g, (x,), (v,))[1]      # noqa: E731
+    # ga.hvp returns (grad, Hv); under jit, JAX computes only what is returned, so the same
+    # outputs are a second case
+    both = lambda x, v: jax.jvp(g, (x,), (v,))        # noqa: E731
     return {"grad": _block(_maybe_jit(g, jit), x), "hvp": _block(_maybe_jit(hvp, jit), x, v),
+            "hvp with grad": _block(_maybe_jit(both, jit), x, v),
             "hessian": _block(_maybe_jit(jax.hessian(f), jit), x)}
 
 
