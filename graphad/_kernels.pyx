@@ -716,12 +716,19 @@ cdef inline void _own_gemm_nt(int typ, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
 # rules, 2 always (set_own_gemm(True, always=True): the tests of the kernel itself).
 cdef int _own_mode = ga_gemm_available() == 1 and os.environ.get("GRAPHAD_BLAS_ONLY", "") != "1"
 cdef double _BLAS_SERIAL = 2.6e5    # below this many, OpenBLAS runs a GEMM on one thread anyway
-_blas = None                        # (SciPy's BLAS is OpenBLAS, () -> its thread count)
+_blas = None                        # _find_blas(): (OpenBLAS?, () -> thread count, few rows fast?)
+
+
+# OpenBLAS kernels that run a product of a few rows (m <= 16) at GEMV speed.  The AVX2 ones
+# (Haswell, which Zen uses too) have no small-matrix path: 2x500 @ 500x200 took 45.8 us there
+# against 11.9 us with the SkylakeX kernel, and two GEMVs 18.8 us (one thread, float64).
+_FEW_ROWS_FAST = ("skylakex", "cooperlake", "sapphirerapids")
 
 
 def _find_blas():
     """(whether the BLAS behind scipy.linalg.cython_blas is OpenBLAS, a getter for its thread
-    count or None), from threadpoolctl, else from SciPy's build record."""
+    count or None, whether it runs products of a few rows fast: _FEW_ROWS_FAST or MKL), from
+    threadpoolctl, else from SciPy's build record."""
     try:
         from threadpoolctl import ThreadpoolController
         libs = [lib for lib in ThreadpoolController().lib_controllers
@@ -731,13 +738,17 @@ def _find_blas():
     scipy_libs = [lib for lib in libs if "scipy" in lib.filepath.rsplit("/", 2)[-2]]
     chosen = scipy_libs or libs
     if len(chosen) == 1:
-        return chosen[0].internal_api == "openblas", chosen[0].get_num_threads
+        lib = chosen[0]
+        arch = str(getattr(lib, "architecture", "") or "").lower()
+        return (lib.internal_api == "openblas", lib.get_num_threads,
+                lib.internal_api == "mkl" or lib.internal_api == "openblas" and
+                arch in _FEW_ROWS_FAST)
     try:
         import scipy
         name = scipy.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
     except Exception:
         name = ""
-    return "openblas" in str(name).lower(), None
+    return "openblas" in str(name).lower(), None, False
 
 
 cdef bint _use_own_gemm(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, bint a_t,
@@ -1036,6 +1047,7 @@ cpdef object matmul_fused(object params, tuple raw, object tangents):
     and the JVP rule run) otherwise: also for an identity block T (its product copies rows of
     A), when stacking T would cost more than a second pass over A, and for a small A
     (cache-resident, a second pass is cheap)."""
+    global _blas
     a, b = raw
     ta, tb = tangents
     if ta is not None and tb is None:
@@ -1057,6 +1069,15 @@ cpdef object matmul_fused(object params, tuple raw, object tangents):
     cdef Py_ssize_t rows = x.size // n if n else 0
     if rows == 0:
         return None
+    # a few rows in all: one product only where it runs at GEMV speed (the own kernel, or a BLAS
+    # kernel with a small-matrix path: _FEW_ROWS_FAST), else the separate products are faster
+    cdef Py_ssize_t total = rows + tx.size // n
+    if total <= 16 and not _use_own_gemm(total, n, A.shape[0] if transposed else A.shape[1],
+                                         False, transposed):
+        if _blas is None:
+            _blas = _find_blas()
+        if not _blas[2]:
+            return None
     stacked = np.empty((rows + tx.size // n, n), x.dtype)
     stacked[:rows] = x.reshape(rows, n)
     stacked[rows:] = tx.reshape(-1, n)

@@ -552,7 +552,7 @@ def test_own_gemm_dispatch_rules():
             assert rule(10, 256, 100) and not rule(2, 256, 100) and not rule(4, 256, 100)
             assert not rule(32, 32, 10) and not rule(128, 256, 128)
             assert not rule(512, 1024, 1024) and not rule(512, 1024, 1024, b_t=True)
-            K._blas = (False, None)                  # MKL, BLIS, ...: all to BLAS
+            K._blas = (False, None, True)            # MKL, BLIS, ...: all to BLAS
             assert not rule(10, 256, 10) and not rule(2, 256, 1000, b_t=True)
         K._blas = None
         K.set_own_gemm(False)
@@ -579,3 +579,22 @@ def test_matmul_of_an_identity_block_copies_rows(dtype):
     assert K.matmul(unit, B.astype(np.float64)).dtype == np.float64
     np.testing.assert_allclose(K.matmul(np.array(unit), B), B[2:5], rtol=1e-6)
     assert K.unit_block((6,), 2, 3, dtype) is unit          # cached
+
+
+def test_fused_product_of_a_few_rows_only_where_blas_runs_them_fast():
+    # [x; v] @ A^T as one product of 2 rows: on OpenBLAS's AVX2 kernels (no small-matrix path)
+    # it took 4x one GEMV, so there the value and the tangent are two products (None: the plain
+    # product and the JVP rule run); the numbers are the same either way
+    rng = np.random.default_rng(0)
+    A, x, v = rng.standard_normal((200, 500)), rng.standard_normal(500), rng.standard_normal(500)
+    prev, prev_blas = K.set_own_gemm(False), K._blas
+    try:
+        K._blas = (True, None, False)
+        assert K.matmul_fused(None, (A, x), (None, v)) is None
+        K._blas = (True, None, True)
+        val, tan = K.matmul_fused(None, (A, x), (None, v))
+        np.testing.assert_allclose(val, A @ x, rtol=1e-13)
+        np.testing.assert_allclose(tan, A @ v, rtol=1e-13)
+    finally:
+        K.set_own_gemm(prev)
+        K._blas = prev_blas
