@@ -68,6 +68,8 @@ void NAME(int op, ptrdiff_t n, const T *a, ptrdiff_t sa,              \
         BINARY_LOOP(LOGADDEXP2(x, y, EXP2, LOG1P, (T)1.442695040888963407359924681001892137)) break; \
     case GA_FMAX: BINARY_LOOP(FMAX(x, y)) break;                       \
     case GA_FMIN: BINARY_LOOP(FMIN(x, y)) break;                       \
+    case GA_TANH_GRAD: BINARY_LOOP(x == 0 ? (T)0 : x * (1 - y * y)) break; \
+    case GA_SIGMOID_GRAD: BINARY_LOOP(x == 0 ? (T)0 : x * (y * (1 - y))) break; \
     }                                                                  \
 }
 

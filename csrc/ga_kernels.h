@@ -17,7 +17,9 @@ enum ga_binary_op {
     GA_ARCTAN2, GA_HYPOT,
     GA_LOGADDEXP,      /* log(e^a + e^b) and log2(2^a + 2^b), computed as NumPy does (no overflow) */
     GA_LOGADDEXP2,
-    GA_FMAX, GA_FMIN   /* maximum/minimum that ignore a NaN operand (C99 fmax/fmin, NumPy's) */
+    GA_FMAX, GA_FMIN,  /* maximum/minimum that ignore a NaN operand (C99 fmax/fmin, NumPy's) */
+    GA_TANH_GRAD,      /* g (1 - y^2) and g y (1 - y), 0 wherever g == 0: the chain-rule products */
+    GA_SIGMOID_GRAD    /* of tanh and sigmoid from their outputs y, in one pass */
 };
 
 enum ga_unary_op {

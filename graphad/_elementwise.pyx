@@ -172,6 +172,29 @@ P_MIN = _binary("minimum", K.GA_MINIMUM, minmax_vjp, minmax_jvp,
 P_GMUL = _binary("gmul", K.GA_MUL0, mul_vjp, mul_jvp)
 
 
+# The chain-rule products of tanh and sigmoid from their output y, in one pass (one kernel and
+# one array instead of three), 0 where g == 0 as for gmul:
+#   tanh_grad(g, y) = g (1 - y^2):   d = tanh_grad(dg, y) - 2 g y dy
+#   sigmoid_grad(g, y) = g y (1 - y):   d = sigmoid_grad(dg, y) + g (1 - 2y) dy
+cdef object _grad_dy(n):
+    """d out / d y of tanh_grad / sigmoid_grad: -2 g y, or g (1 - 2y)."""
+    g, y = arg(n, 0), arg(n, 1)
+    if n.prim is P_TANH_GRAD:
+        return mul_(mul_(g, y), -2.0)
+    return mul_(g, sub_(1.0, mul_(y, 2.0)))
+
+def act_grad_vjp(n, h):
+    return (call(n.prim, (h, arg(n, 1))) if need(n, 0) else None,
+            gmul_(h, _grad_dy(n)) if need(n, 1) else None)
+
+def act_grad_jvp(n, t):
+    return tsum(None if t[0] is None else call(n.prim, (t[0], arg(n, 1))),
+                None if t[1] is None else gmul_(t[1], _grad_dy(n)))
+
+P_TANH_GRAD = _binary("tanh_grad", K.GA_TANH_GRAD, act_grad_vjp, act_grad_jvp)
+P_SIGMOID_GRAD = _binary("sigmoid_grad", K.GA_SIGMOID_GRAD, act_grad_vjp, act_grad_jvp)
+
+
 # fmax/fmin: maximum/minimum that ignore a NaN operand (the other one is taken, and gets the
 # whole derivative); ties share it equally, as for maximum/minimum
 def _fmax_weights(x, y):       # the weight of x in fmax(x, y)
@@ -313,12 +336,17 @@ _export(P_FMOD, 2, "a mod b with the sign of a (C's fmod), elementwise; d = da -
 # ==============================================================================================
 # Elementwise unary: out = f(x); every rule is g * f'(x), so each entry gives only f'.
 
-def _unary(str name, int code, deriv, str doc=None):
+def _unary(str name, int code, deriv, str doc=None, Prim grad=None):
     """deriv(n) -> f'(x) as an array (or Tensor), evaluated from the node's input and output;
-    with doc, also the public function of the same name."""
+    with doc, also the public function of the same name.  grad: a binary primitive computing
+    the chain-rule product g f'(x) from g and the output in one pass (tanh, sigmoid), used by
+    both rules instead of gmul(g, deriv(n))."""
     def fwd(params, x):
         return K.unary(code, x)
-    if deriv is None:   # piecewise constant: zero derivative (zeros, so that leaves get a .grad)
+    if grad is not None:
+        p = defprim(name, fwd, lambda n, g: (call(grad, (g, out(n))),),
+                    lambda n, t: call(grad, (t[0], out(n))), kernel=1, code=code)
+    elif deriv is None:   # piecewise constant: zero derivative (zeros, so that leaves get a .grad)
         p = defprim(name, fwd, lambda n, g: (np.zeros_like(raw(g)),), lambda n, t: None,
                     kernel=1, code=code)
     else:
@@ -347,7 +375,7 @@ P_LOG1P = _unary("log1p", K.GA_LOG1P, lambda n: reciprocal_(add_(arg(n, 0), 1.0)
 P_SIN = _unary("sin", K.GA_SIN, lambda n: cos_(arg(n, 0)), "sin x")                 # cos x
 P_COS = _unary("cos", K.GA_COS, lambda n: neg_(sin_(arg(n, 0))), "cos x")           # -sin x
 P_TAN = _unary("tan", K.GA_TAN, lambda n: add_(square_(out(n)), 1.0), "tan x")      # 1 + y^2
-P_TANH = _unary("tanh", K.GA_TANH, lambda n: sub_(1.0, square_(out(n))), "tanh x")  # 1 - y^2
+P_TANH = _unary("tanh", K.GA_TANH, None, "tanh x", P_TANH_GRAD)                      # 1 - y^2
 P_SINH = _unary("sinh", K.GA_SINH, lambda n: cosh_(arg(n, 0)), "sinh x")            # cosh x
 P_COSH = _unary("cosh", K.GA_COSH, lambda n: sinh_(arg(n, 0)), "cosh x")            # sinh x
 P_SQRT = _unary("sqrt", K.GA_SQRT, lambda n: mul_(reciprocal_(out(n)), 0.5),
@@ -355,8 +383,8 @@ P_SQRT = _unary("sqrt", K.GA_SQRT, lambda n: mul_(reciprocal_(out(n)), 0.5),
 P_SQUARE = _unary("square", K.GA_SQUARE, lambda n: mul_(arg(n, 0), 2.0), "x^2")     # 2x
 P_ABS = _unary("abs", K.GA_ABS, lambda n: sign_(arg(n, 0)),
                "|x| (derivative sign(x), 0 at 0)")                                  # sign x
-P_SIGMOID = _unary("sigmoid", K.GA_SIGMOID, lambda n: mul_(out(n), sub_(1.0, out(n))),
-                   "The logistic function 1 / (1 + e^-x)")                          # y(1-y)
+P_SIGMOID = _unary("sigmoid", K.GA_SIGMOID, None, "The logistic function 1 / (1 + e^-x)",
+                   P_SIGMOID_GRAD)                                                  # y(1-y)
 P_SOFTPLUS = _unary("softplus", K.GA_SOFTPLUS, lambda n: sigmoid_(arg(n, 0)),
                     "ln(1 + e^x), computed stably")                                 # sigmoid x
 P_RECIPROCAL = _unary("reciprocal", K.GA_RECIPROCAL, lambda n: neg_(square_(out(n))),

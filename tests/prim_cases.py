@@ -300,6 +300,12 @@ CASES = {
                  [U((2, 3)), U((2, 3)), U((2, 3))]),
                 ("broadcast row", lambda y, a: P("lincomb", y, a, params=(2.0, 0.5)),
                  [U((2, 3)), U((3,))])],
+    "tanh_grad": [("vec,vec", lambda g, y: P("tanh_grad", g, y),
+                   [AWAY((3,)), U((3,), -0.9, 0.9)]),
+                  ("block,vec", lambda g, y: P("tanh_grad", g, y), [AWAY((2, 3)), U((3,))])],
+    "sigmoid_grad": [("vec,vec", lambda g, y: P("sigmoid_grad", g, y),
+                      [AWAY((3,)), U((3,), 0.1, 0.9)]),
+                     ("block,vec", lambda g, y: P("sigmoid_grad", g, y), [AWAY((2, 3)), U((3,))])],
     "dropout": [("rate=0.5, fixed rng", lambda x: P(
         "dropout", x, params=(0.5, np.random.default_rng(3)))[0], [U((2, 5))])],
 }

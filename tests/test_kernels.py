@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import graphad as ga
 from graphad import _kernels as K
 from conftest import broadcast_shapes, seeds, shapes
 
@@ -42,6 +43,8 @@ BIN_REF = {
     "GA_POW": np.power, "GA_MAXIMUM": np.maximum, "GA_MINIMUM": np.minimum, "GA_MUL0": _mul0,
     "GA_ARCTAN2": np.arctan2, "GA_HYPOT": np.hypot, "GA_LOGADDEXP": np.logaddexp,
     "GA_LOGADDEXP2": np.logaddexp2, "GA_FMAX": np.fmax, "GA_FMIN": np.fmin,
+    "GA_TANH_GRAD": lambda g, y: _mul0(g, 1 - y * y),
+    "GA_SIGMOID_GRAD": lambda g, y: _mul0(g, y * (1 - y)),
 }
 UN_REF = {
     "GA_NEG": np.negative, "GA_EXP": np.exp, "GA_LOG": np.log, "GA_LOG1P": np.log1p,
@@ -76,7 +79,7 @@ def _bin_inputs(name, rng, sa, sb, dtype):
         a = np.abs(a) + 0.1
     if name == "GA_DIV":
         b = np.where(np.abs(b) < 0.2, 1.0, b)
-    if name == "GA_MUL0":
+    if name in ("GA_MUL0", "GA_TANH_GRAD", "GA_SIGMOID_GRAD"):
         a = np.where(np.abs(a) < 1.0, 0.0, a)            # plenty of exact zeros
     return np.asarray(a, dtype), np.asarray(b, dtype)
 
@@ -598,3 +601,29 @@ def test_fused_product_of_a_few_rows_only_where_blas_runs_them_fast():
     finally:
         K.set_own_gemm(prev)
         K._blas = prev_blas
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tanh_and_sigmoid_chain_rule_kernels_equal_the_composite_bit_for_bit(dtype):
+    # tanh's and sigmoid's rules are one kernel each (g (1 - y^2), g y (1 - y)); they must give
+    # the numbers of the three-op composite they replace, 0 where g == 0 even next to NaN/inf,
+    # and the NumPy fallback (another dtype mix) the same
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((4, 5)).astype(dtype)
+    g[0, :2] = 0
+    y = rng.uniform(-1, 1, 5).astype(dtype)
+    y[0], y[1] = np.nan, np.inf
+    with np.errstate(invalid="ignore"):
+        want_t = np.where(g == 0, dtype(0), g * (1 - y * y))
+        want_s = np.where(g == 0, dtype(0), g * (y * (1 - y)))
+        for op, want in ((BIN["GA_TANH_GRAD"], want_t), (BIN["GA_SIGMOID_GRAD"], want_s)):
+            got = K.binary(op, g, y)
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, want)
+            gi = (3 * g).astype(np.int64)                    # the NumPy fallback
+            np.testing.assert_allclose(K.binary(op, gi, y), np.where(gi == 0, 0, gi * (
+                (1 - y * y) if op == BIN["GA_TANH_GRAD"] else y * (1 - y))), rtol=1e-6)
+    x = rng.standard_normal(7)
+    for f, d in ((ga.tanh, lambda x: 1 - np.tanh(x) ** 2),
+                 (ga.sigmoid, lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2)):
+        np.testing.assert_allclose(ga.grad(lambda x: ga.sum(f(x)))(x), d(x), rtol=1e-14)
