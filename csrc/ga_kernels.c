@@ -70,6 +70,7 @@ void NAME(int op, ptrdiff_t n, const T *a, ptrdiff_t sa,              \
     case GA_FMIN: BINARY_LOOP(FMIN(x, y)) break;                       \
     case GA_TANH_GRAD: BINARY_LOOP(x == 0 ? (T)0 : x * (1 - y * y)) break; \
     case GA_SIGMOID_GRAD: BINARY_LOOP(x == 0 ? (T)0 : x * (y * (1 - y))) break; \
+    case GA_RELU_GRAD: BINARY_LOOP(y > 0 ? x : (T)0) break;           \
     }                                                                  \
 }
 

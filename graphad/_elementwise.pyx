@@ -194,6 +194,16 @@ def act_grad_jvp(n, t):
 P_TANH_GRAD = _binary("tanh_grad", K.GA_TANH_GRAD, act_grad_vjp, act_grad_jvp)
 P_SIGMOID_GRAD = _binary("sigmoid_grad", K.GA_SIGMOID_GRAD, act_grad_vjp, act_grad_jvp)
 
+# relu's chain-rule product from its output y in one pass: relu_grad(g, y) = g [y > 0] (PyTorch's
+# threshold_backward); piecewise constant in y:  d = relu_grad(dg, y)
+def relu_grad_vjp(n, h):
+    return (call(P_RELU_GRAD, (h, arg(n, 1))) if need(n, 0) else None, None)
+
+def relu_grad_jvp(n, t):
+    return None if t[0] is None else call(P_RELU_GRAD, (t[0], arg(n, 1)))
+
+P_RELU_GRAD = _binary("relu_grad", K.GA_RELU_GRAD, relu_grad_vjp, relu_grad_jvp)
+
 
 # fmax/fmin: maximum/minimum that ignore a NaN operand (the other one is taken, and gets the
 # whole derivative); ties share it equally, as for maximum/minimum
@@ -389,8 +399,8 @@ P_SOFTPLUS = _unary("softplus", K.GA_SOFTPLUS, lambda n: sigmoid_(arg(n, 0)),
                     "ln(1 + e^x), computed stably")                                 # sigmoid x
 P_RECIPROCAL = _unary("reciprocal", K.GA_RECIPROCAL, lambda n: neg_(square_(out(n))),
                       "1 / x")                                                      # -y^2
-P_RELU = _unary("relu", K.GA_RELU, lambda n: step_(arg(n, 0)),
-                "max(x, 0) (derivative 0 at 0)")                                    # [x > 0]
+P_RELU = _unary("relu", K.GA_RELU, None, "max(x, 0) (derivative 0 at 0)",
+                P_RELU_GRAD)                                                        # [x > 0]
 P_SIGN = _unary("sign", K.GA_SIGN, None, "The sign of x, -1, 0 or 1 (zero derivative)")
 P_STEP = _unary("step", K.GA_STEP, None)
 

@@ -45,6 +45,7 @@ BIN_REF = {
     "GA_LOGADDEXP2": np.logaddexp2, "GA_FMAX": np.fmax, "GA_FMIN": np.fmin,
     "GA_TANH_GRAD": lambda g, y: _mul0(g, 1 - y * y),
     "GA_SIGMOID_GRAD": lambda g, y: _mul0(g, y * (1 - y)),
+    "GA_RELU_GRAD": lambda g, y: np.where(y > 0, g, 0).astype(np.result_type(g, y)),
 }
 UN_REF = {
     "GA_NEG": np.negative, "GA_EXP": np.exp, "GA_LOG": np.log, "GA_LOG1P": np.log1p,
