@@ -71,6 +71,7 @@ void NAME(int op, ptrdiff_t n, const T *a, ptrdiff_t sa,              \
     case GA_TANH_GRAD: BINARY_LOOP(x == 0 ? (T)0 : x * (1 - y * y)) break; \
     case GA_SIGMOID_GRAD: BINARY_LOOP(x == 0 ? (T)0 : x * (y * (1 - y))) break; \
     case GA_RELU_GRAD: BINARY_LOOP(y > 0 ? x : (T)0) break;           \
+    case GA_DIV0: BINARY_LOOP(x == 0 ? (T)0 : x / y) break;           \
     }                                                                  \
 }
 

@@ -20,7 +20,8 @@ enum ga_binary_op {
     GA_FMAX, GA_FMIN,  /* maximum/minimum that ignore a NaN operand (C99 fmax/fmin, NumPy's) */
     GA_TANH_GRAD,      /* g (1 - y^2) and g y (1 - y), 0 wherever g == 0: the chain-rule products */
     GA_SIGMOID_GRAD,   /* of tanh and sigmoid from their outputs y, in one pass */
-    GA_RELU_GRAD       /* g where y > 0, else 0: relu's, from its output y */
+    GA_RELU_GRAD,      /* g where y > 0, else 0: relu's, from its output y */
+    GA_DIV0            /* g / x, but 0 wherever g == 0: log's chain-rule product */
 };
 
 enum ga_unary_op {

@@ -204,6 +204,20 @@ def relu_grad_jvp(n, t):
 
 P_RELU_GRAD = _binary("relu_grad", K.GA_RELU_GRAD, relu_grad_vjp, relu_grad_jvp)
 
+# div0(g, x) = g / x, but 0 where g == 0 (as gmul): log's chain-rule product in one pass
+#   d div0(g, x) = div0(dg, x) - dx div0(div0(g, x), x)
+def div0_vjp(n, h):
+    g, x = arg(n, 0), arg(n, 1)
+    return (call(P_DIV0, (h, x)) if need(n, 0) else None,
+            neg_(gmul_(h, call(P_DIV0, (out(n), x)))) if need(n, 1) else None)
+
+def div0_jvp(n, t):
+    x = arg(n, 1)
+    return tsum(None if t[0] is None else call(P_DIV0, (t[0], x)),
+                None if t[1] is None else neg_(gmul_(t[1], call(P_DIV0, (out(n), x)))))
+
+P_DIV0 = _binary("div0", K.GA_DIV0, div0_vjp, div0_jvp)
+
 
 # fmax/fmin: maximum/minimum that ignore a NaN operand (the other one is taken, and gets the
 # whole derivative); ties share it equally, as for maximum/minimum
@@ -346,16 +360,17 @@ _export(P_FMOD, 2, "a mod b with the sign of a (C's fmod), elementwise; d = da -
 # ==============================================================================================
 # Elementwise unary: out = f(x); every rule is g * f'(x), so each entry gives only f'.
 
-def _unary(str name, int code, deriv, str doc=None, Prim grad=None):
+def _unary(str name, int code, deriv, str doc=None, Prim grad=None, bint of_input=False):
     """deriv(n) -> f'(x) as an array (or Tensor), evaluated from the node's input and output;
     with doc, also the public function of the same name.  grad: a binary primitive computing
-    the chain-rule product g f'(x) from g and the output in one pass (tanh, sigmoid), used by
-    both rules instead of gmul(g, deriv(n))."""
+    the chain-rule product g f'(x) from g and the output (or, of_input, the input x) in one
+    pass (tanh, sigmoid, relu; log), used by both rules instead of gmul(g, deriv(n))."""
     def fwd(params, x):
         return K.unary(code, x)
     if grad is not None:
-        p = defprim(name, fwd, lambda n, g: (call(grad, (g, out(n))),),
-                    lambda n, t: call(grad, (t[0], out(n))), kernel=1, code=code)
+        at = (lambda n: arg(n, 0)) if of_input else (lambda n: out(n))
+        p = defprim(name, fwd, lambda n, g: (call(grad, (g, at(n))),),
+                    lambda n, t: call(grad, (t[0], at(n))), kernel=1, code=code)
     elif deriv is None:   # piecewise constant: zero derivative (zeros, so that leaves get a .grad)
         p = defprim(name, fwd, lambda n, g: (np.zeros_like(raw(g)),), lambda n, t: None,
                     kernel=1, code=code)
@@ -379,7 +394,7 @@ _export(P_NEG, 1, "-x, elementwise.")
 
 # f'(x) for each, in terms of x = arg(n, 0) and y = out(n):
 P_EXP = _unary("exp", K.GA_EXP, lambda n: out(n), "e^x")                            # e^x
-P_LOG = _unary("log", K.GA_LOG, lambda n: reciprocal_(arg(n, 0)), "ln x")           # 1/x
+P_LOG = _unary("log", K.GA_LOG, None, "ln x", P_DIV0, True)                          # 1/x
 P_LOG1P = _unary("log1p", K.GA_LOG1P, lambda n: reciprocal_(add_(arg(n, 0), 1.0)),
                  "ln(1 + x), accurate for small x")                                 # 1/(1+x)
 P_SIN = _unary("sin", K.GA_SIN, lambda n: cos_(arg(n, 0)), "sin x")                 # cos x

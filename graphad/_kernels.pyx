@@ -144,6 +144,11 @@ def _tanh_grad(g, y):
 def _sigmoid_grad(g, y):
     return _mul0(g, y * (1 - y))
 
+def _div0(g, x):
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return np.where(np.asarray(g) == 0, np.zeros((), np.result_type(g, x)),
+                        np.true_divide(g, x))
+
 def _relu_grad(g, y):
     g = np.asarray(g)
     return np.where(np.asarray(y) > 0, g, np.zeros((), np.result_type(g, y)))
@@ -151,7 +156,7 @@ def _relu_grad(g, y):
 # NumPy equivalents, indexed by the C op codes, for the cases the kernels do not take.
 _NP_BINARY = (np.add, np.subtract, np.multiply, np.true_divide, np.power, np.maximum,
               np.minimum, _mul0, np.arctan2, np.hypot, np.logaddexp, np.logaddexp2, np.fmax,
-              np.fmin, _tanh_grad, _sigmoid_grad, _relu_grad)
+              np.fmin, _tanh_grad, _sigmoid_grad, _relu_grad, _div0)
 _NP_UNARY = (np.negative, np.exp, np.log, np.log1p, np.sin, np.cos, np.tan, np.tanh, np.sinh,
              np.cosh, np.sqrt, np.square, np.abs, np.sign,
              lambda x: np.maximum(x, 0), lambda x: 1 / (1 + np.exp(-x)),

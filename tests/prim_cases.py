@@ -308,6 +308,8 @@ CASES = {
                      ("block,vec", lambda g, y: P("sigmoid_grad", g, y), [AWAY((2, 3)), U((3,))])],
     "relu_grad": [("vec,vec", lambda g, y: P("relu_grad", g, y), [U((4,)), AWAY((4,))]),
                   ("block,vec", lambda g, y: P("relu_grad", g, y), [U((2, 4)), AWAY((4,))])],
+    "div0": [("vec,vec", lambda g, x: P("div0", g, x), [AWAY((3,)), U((3,), 0.5, 2)]),
+             ("block,vec", lambda g, x: P("div0", g, x), [AWAY((2, 3)), U((3,), 0.5, 2)])],
     "dropout": [("rate=0.5, fixed rng", lambda x: P(
         "dropout", x, params=(0.5, np.random.default_rng(3)))[0], [U((2, 5))])],
 }

@@ -46,6 +46,8 @@ BIN_REF = {
     "GA_TANH_GRAD": lambda g, y: _mul0(g, 1 - y * y),
     "GA_SIGMOID_GRAD": lambda g, y: _mul0(g, y * (1 - y)),
     "GA_RELU_GRAD": lambda g, y: np.where(y > 0, g, 0).astype(np.result_type(g, y)),
+    "GA_DIV0": lambda g, x: _mul0(g, np.true_divide(1, x, where=x != 0,
+                                                    out=np.full(np.shape(x), np.inf))),
 }
 UN_REF = {
     "GA_NEG": np.negative, "GA_EXP": np.exp, "GA_LOG": np.log, "GA_LOG1P": np.log1p,
@@ -78,9 +80,9 @@ def _bin_inputs(name, rng, sa, sb, dtype):
     b = rng.uniform(-3, 3, sb)
     if name == "GA_POW":
         a = np.abs(a) + 0.1
-    if name == "GA_DIV":
+    if name in ("GA_DIV", "GA_DIV0"):
         b = np.where(np.abs(b) < 0.2, 1.0, b)
-    if name in ("GA_MUL0", "GA_TANH_GRAD", "GA_SIGMOID_GRAD"):
+    if name in ("GA_MUL0", "GA_TANH_GRAD", "GA_SIGMOID_GRAD", "GA_DIV0"):
         a = np.where(np.abs(a) < 1.0, 0.0, a)            # plenty of exact zeros
     return np.asarray(a, dtype), np.asarray(b, dtype)
 
