@@ -18,7 +18,7 @@ from scipy.linalg import get_lapack_funcs
 
 from graphad import _core
 from graphad._core import Tensor
-from graphad.transforms import hessian, hvp, jacfwd, value_and_grad
+from graphad.transforms import hessian, jacfwd, linearized_hvp, value_and_grad
 
 __all__ = ["OptimizeResult", "newton", "minimize"]
 
@@ -269,7 +269,9 @@ def minimize(f, x0, method="bfgs", tol=1e-8, maxiter=None, args=()):
     method
       "newton"  Newton's method with a line search: the Hessian from graphad (ga.hessian, one
                 forward-over-reverse sweep, for up to 50 unknowns; larger problems solve
-                H p = -g by conjugate gradients on ga.hvp products, never forming H).  Where H
+                H p = -g by conjugate gradients on Hessian-vector products, never forming H:
+                f and its gradient are recorded once per step, and each product is one
+                forward sweep through the recording, about half a ga.hvp).  Where H
                 is not positive definite the CG iteration stops at the first direction of
                 non-positive curvature (the gradient direction if it is the first).
       "bfgs"    quasi-Newton: an inverse-Hessian estimate updated from gradient differences.
@@ -326,10 +328,13 @@ def minimize(f, x0, method="bfgs", tol=1e-8, maxiter=None, args=()):
                 Hm = 0.5 * (Hm + Hm.T)
                 p = _newton_direction_dense(Hm, g)
             else:
+                # f and its gradient recorded once per outer step; each CG product is one
+                # forward sweep through that recording (about half an hvp)
+                _, product = linearized_hvp(lambda z: f(z, *args), xs)
+
                 def matvec(v):
                     counts["nhev"] += 1
-                    _, hv = hvp(lambda z: f(z, *args), xs, _shaped(v, shape, dtype))
-                    return np.asarray(hv, np.float64).reshape(-1)
+                    return np.asarray(product(_shaped(v, shape, dtype)), np.float64).reshape(-1)
                 p, note = _truncated_cg(matvec, g, maxiter=2 * n)
                 if p is None:
                     return finish(False, f"{note} at iteration {k}")

@@ -426,3 +426,49 @@ def test_repeated_calls_and_an_interrupted_function():
     np.testing.assert_allclose(ga.hvp(f, x, v)[1], first, rtol=0)
     _, t = ga.jvp(f, (x,), (v,))                     # plain forward mode afterwards
     np.testing.assert_allclose(t, np.sum(np.exp(x) * (x + 1) * v), rtol=1e-14)
+
+
+# ----------------------------------------------------------------------------------------------
+# linearized_hvp: f and its gradient recorded once, each product one forward sweep
+
+def _logistic_loss(A):
+    return lambda x: ga.sum(ga.log(1 + ga.exp(A @ x))) + 0.5 * (x @ x) + ga.sum(ga.tanh(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_linearized_hvp_equals_hvp_for_every_tangent(dtype):
+    from graphad.transforms import linearized_hvp
+    rng = np.random.default_rng(0)
+    A = (rng.standard_normal((30, 20)) / 5).astype(dtype)
+    x = rng.standard_normal(20).astype(dtype)
+    f = _logistic_loss(A)
+    g, product = linearized_hvp(f, x)
+    np.testing.assert_allclose(g, ga.grad(f)(x), rtol=1e-6 if dtype == np.float32 else 1e-13)
+    for k in range(4):                           # the recording serves every product
+        v = rng.standard_normal(20).astype(dtype)
+        got = product(v)
+        assert got.dtype == dtype and got.shape == x.shape
+        np.testing.assert_allclose(got, ga.hvp(f, x, v)[1],
+                                   rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+    H = ga.hessian(f)(x.astype(np.float64))
+    np.testing.assert_allclose(product(np.eye(20, dtype=dtype)[3]), H[3], rtol=1e-4, atol=1e-5)
+
+
+def test_linearized_hvp_of_a_linear_function_is_zero_and_checks_shapes():
+    from graphad.transforms import linearized_hvp
+    c = np.arange(5.0)
+    g, product = linearized_hvp(lambda x: ga.sum(c * x), np.ones(5))
+    np.testing.assert_array_equal(g, c)
+    np.testing.assert_array_equal(product(np.ones(5)), np.zeros(5))
+    with pytest.raises(ValueError, match="shape"):
+        product(np.ones(4))
+
+
+def test_linearized_hvp_inside_a_compiled_function_replays_fresh():
+    from graphad.transforms import linearized_hvp
+    rng = np.random.default_rng(1)
+    f = _logistic_loss(rng.standard_normal((8, 6)) / 3)
+    step = ga.compile(lambda x, v: linearized_hvp(f, x)[1](v))
+    for _ in range(3):
+        x, v = rng.standard_normal(6), rng.standard_normal(6)
+        np.testing.assert_allclose(step(x, v), ga.hvp(f, x, v)[1], rtol=1e-12)
