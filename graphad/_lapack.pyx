@@ -5,8 +5,8 @@ SciPy's f2py wrappers (scipy.linalg.lapack.dsyevd and friends) parse keywords, c
 arrays and allocate workspaces: about 8,000 instructions a call, as much as the whole
 eigen-decomposition of a 5x5 matrix.  At the sizes where that decides (ga.linalg at n = 10,
 where JAX-jit's per-call cost is a few microseconds), these wrappers take the array as it is,
-fuse the preparation the rule needs into one loop, and keep workspaces on the stack or in one
-malloc.  Larger matrices keep SciPy's wrappers, whose cost is then noise.
+fuse the preparation the rule needs into one loop, and take their workspace in one malloc.
+Larger matrices keep SciPy's wrappers, whose cost is then noise.
 """
 import numpy as np
 
