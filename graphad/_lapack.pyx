@@ -73,8 +73,9 @@ cdef int _eigh_typed(int typ, char *a, Py_ssize_t s0, Py_ssize_t s1, int n, char
 def eigh_small(cnp.ndarray a):
     """(w, V) of the symmetric part of the square float32/float64 matrix a (n <= MAX_N), with V
     C-ordered; None when LAPACK did not converge (the caller raises, naming the shape)."""
-    if not cnp.PyArray_ISALIGNED(a):
-        a = np.ascontiguousarray(a)
+    if not (cnp.PyArray_ISALIGNED(a) and cnp.PyArray_ISNOTSWAPPED(a)):
+        # the loop reads the memory as native doubles/floats: a native, aligned copy first
+        a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
     cdef int n = <int>cnp.PyArray_DIM(a, 0)
     cdef int typ = cnp.PyArray_TYPE(a)
     cdef cnp.npy_intp dims[2]
@@ -150,6 +151,13 @@ def eigh_vjp_small(cnp.ndarray w, cnp.ndarray v, cnp.ndarray gv, object gw, doub
     """eigh's VJP G for one n x n matrix (1 <= n <= MAX_N) with all eigenvalues more than
     tol_factor * max|w| apart, or None when they are not (the caller then runs the general,
     cluster-aware form).  w, V, gV (and gw unless None): C-contiguous, of one float dtype."""
+    for x in (w, v, gv, gw):            # the loops read the memory as native, C-ordered
+        if x is not None and not (cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x) and
+                                  cnp.PyArray_ISALIGNED(<cnp.ndarray>x) and
+                                  cnp.PyArray_ISNOTSWAPPED(<cnp.ndarray>x) and
+                                  cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.PyArray_TYPE(v)):
+            raise ValueError("eigh_vjp_small: w, V, gV and gw must be native, aligned, "
+                             "C-contiguous arrays of one float dtype")
     cdef int n = <int>cnp.PyArray_DIM(v, 0)
     cdef int typ = cnp.PyArray_TYPE(v)
     cdef cnp.npy_intp dims[2]

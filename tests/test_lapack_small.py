@@ -112,3 +112,18 @@ def test_eigh_gradient_through_the_small_kernels_matches_autograd(dtype):
     compiled = ga.compile(ga.grad(lambda x: loss(ga, x)))
     compiled(sym.astype(dtype))
     np.testing.assert_allclose(compiled(sym.astype(dtype)), want, atol=TOL[dtype] * 100)
+
+
+def test_regression_eigh_small_reads_a_byte_swapped_array_by_value_not_by_bytes():
+    # the kernel read '>f8' memory as native doubles: eigenvalues of 1e299 (the public eigh
+    # was safe, its operands are made native at the boundary; the kernel now is too)
+    a = np.random.default_rng(0).standard_normal((5, 5))
+    s = (a + a.T) / 2
+    w, v = _lapack.eigh_small(s.astype(">f8"))
+    np.testing.assert_allclose(w, np.linalg.eigvalsh(s), atol=1e-12)
+    np.testing.assert_allclose((v * w) @ v.T, s, atol=1e-12)
+    w0, v0 = np.linalg.eigh(s)
+    with pytest.raises(ValueError, match="native"):
+        _lapack.eigh_vjp_small(w0, v0, np.ones((5, 5)).astype(">f8"), None, 1e-14)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _lapack.eigh_vjp_small(w0, v0, np.ones((5, 5), order="F"), None, 1e-14)

@@ -274,7 +274,7 @@ def _same_c_arrays(w, *rest):
     """Whether w and the arrays of rest (None skipped) are C-contiguous, aligned, of w's dtype,
     float32 or float64: what the compiled kernels of graphad._lapack take."""
     dt = w.dtype
-    if dt.char not in "fd":
+    if dt.char not in "fd" or not dt.isnative:
         return False
     for a in (w,) + rest:
         if a is not None and (type(a) is not np.ndarray or a.dtype != dt or
