@@ -330,7 +330,8 @@ cdef class Instr:
     """One instruction of a Program (see the module docstring for the kinds)."""
     cdef int kind
     cdef int fast          # FWD: 1 / 2 unary / binary C kernel, 3 matmul, 4 sum_rows,
-                           # 5 a matrix's transpose, 0 any other forward
+                           # 5 a matrix's transpose, 6 two vectors times one matrix (merged
+                           # products: args (A, u, v), see Program.merge_products), 0 any other
     cdef Tensor out        # FWD: the node; GRAD / ZERO: the leaf
     cdef Prim p
     cdef tuple args        # FWD: the inputs (Tensors, constants); EFFECT / SWEEP: fn's arguments
@@ -341,6 +342,8 @@ cdef class Instr:
     cdef Py_ssize_t k      # SWEEP / RESULT: index of the results
     cdef bint copy
     cdef tuple drop        # nodes whose value no later instruction reads: released after this
+    cdef Tensor out2       # FWD fast 6 (two products merged): the second node
+    cdef bint trans        # FWD fast 6: the rows times A^T (else times A)
 
 
 cdef inline object _val(object a):
@@ -359,6 +362,57 @@ cdef void _uses(object x, Py_ssize_t idx, dict last):
                 last[id(a)] = (idx, a)
             elif type(a) is tuple or type(a) is list:
                 _uses(a, idx, last)
+
+
+cdef void _mark(object x, set live):
+    """Add the nodes in x (a Tensor, or tuples and lists holding them) to live."""
+    if type(x) is Tensor:
+        live.add(id(x))
+    elif type(x) is tuple or type(x) is list:
+        for a in x:
+            _mark(a, live)
+
+
+cdef bint _reads(Instr I, set ids):
+    """Whether instruction I (a FWD) reads a node of ids; any other kind counts as reading."""
+    if I.kind != FWD:
+        return True
+    cdef set mine = set()
+    _mark(I.args, mine)
+    _mark(I.params, mine)
+    return not mine.isdisjoint(ids)
+
+
+cdef tuple _matvec_key(Instr I, dict producer, list rebind):
+    """(key, (A, u)) for a FWD matrix-times-vector product that reads as u @ A^T (key[1] True)
+    or u @ A, A a float matrix large enough for stacking to pay; (None, None) otherwise.  The
+    key names A: a constant by its array (two Tensors over one array are one matrix), any
+    other operand by its node; a transposed view made by the program counts as its matrix."""
+    if I.kind != FWD or I.fast != 3 or len(I.args) != 2:
+        return None, None
+    a, b = I.args
+    va, vb = _val(a), _val(b)
+    if not (cnp.PyArray_Check(va) and cnp.PyArray_Check(vb)) or va.dtype != vb.dtype or \
+            va.dtype.kind != "f":
+        return None, None
+    if va.ndim == 2 and vb.ndim == 1:
+        M, u, trans = a, b, True            # M u = u @ M^T
+    elif va.ndim == 1 and vb.ndim == 2:
+        M, u, trans = b, a, False           # u @ M
+    else:
+        return None, None
+    src = producer.get(id(M)) if type(M) is Tensor else None
+    if src is not None and (<Instr>src).fast == 5:
+        M, trans = (<Instr>src).args[0], not trans      # M = X^T: read X instead
+    A = _val(M)
+    if not cnp.PyArray_Check(A) or A.ndim != 2 or not K.stacking_pays(A, 2, trans):
+        return None, None
+    if type(M) is Tensor and ((<Tensor>M).prim is not None or (<Tensor>M).requires_grad or
+                              any(t is M for t, _ in rebind)):
+        name = ("node", id(M))
+    else:
+        name = ("array", id(A))
+    return (name, trans, A.dtype, _val(u).shape), (M, u)
 
 
 cdef class Program:
@@ -493,6 +547,98 @@ cdef class Program:
         self.is_flat = self.n_sweeps == 0
         self.keep(())
 
+    def optimize(self, nodes):
+        """Simplify a flat program whose outputs read the values of `nodes`, then plan the
+        release of values (keep): products that share a matrix are merged
+        (merge_products), and instructions whose values nothing reads are removed (a hvp's
+        f(x), which jvp(grad(f)) computes and drops)."""
+        if self.is_flat:
+            self.merge_products()
+            self.eliminate_dead(nodes)
+        self.keep(nodes)
+
+    def eliminate_dead(self, nodes):
+        """Remove the FWD instructions of pure primitives whose values no later instruction
+        reads and no output (`nodes`) is: a backward scan marking what the kept ones read."""
+        cdef Instr I
+        cdef set live = {id(n) for n in nodes}
+        cdef list code = []
+        for ins in reversed(self.code):
+            I = <Instr>ins
+            if I.kind == FWD:
+                if I.p.pure and id(I.out) not in live and \
+                        (I.fast != 6 or id(I.out2) not in live):
+                    self.n_fwd -= 1
+                    continue
+                _mark(I.args, live)
+                _mark(I.params, live)
+            elif I.kind == GRAD:
+                _mark(I.src, live)
+            elif I.kind == RESULT:
+                for src in <list>I.src:
+                    if src is not None:
+                        _mark(src[0], live)
+            elif I.kind == EFFECT or I.kind == SWEEP:
+                _mark(I.args, live)
+            code.append(I)
+        code.reverse()
+        self.code = code
+
+    def merge_products(self):
+        """Merge pairs of matrix-times-vector products that share the matrix into one product
+        of the two vectors stacked as rows, which reads the matrix once (XLA's dot merger; two
+        GEMVs read it twice, and a large matrix comes from memory each time).  jvp(grad(f))
+        of f(x) = g(A x) makes two such pairs: A x with A v, and A^T g with A^T dg.  A pair is
+        merged where stacking pays (_kernels.stacking_pays), neither product reads the other,
+        and only forward instructions lie between them: the merged product takes the later
+        one's place, and the instructions between that read the earlier one's value move
+        after it."""
+        cdef Instr I, J, M
+        cdef list code = self.code
+        cdef dict producer = {}
+        cdef dict first = {}                # key -> (index, instruction, (A, u)) of a product
+        cdef set after
+        cdef list moved, rest
+        cdef Py_ssize_t idx = 0, j, i1
+        while idx < len(code):
+            I = <Instr>code[idx]
+            if I.kind == FWD:
+                producer[id(I.out)] = I
+            elif first:
+                first = {}                  # never merge across a gradient, result or effect
+            key, operands = _matvec_key(I, producer, self.rebind)
+            if key is None:
+                idx += 1
+                continue
+            if key not in first:
+                first[key] = (idx, I, operands)
+                idx += 1
+                continue
+            i1, J, (A, u) = first.pop(key)
+            # the instructions between that read J's value (directly or not) move after the
+            # merged product; I reading it makes the pair dependent
+            after = {id(J.out)}
+            moved, rest = [], []
+            for j in range(i1 + 1, idx):
+                if _reads((<Instr>code[j]), after):
+                    after.add(id((<Instr>code[j]).out))
+                    moved.append(code[j])
+                else:
+                    rest.append(code[j])
+            if _reads(I, after):
+                first[key] = (idx, I, operands)
+                idx += 1
+                continue
+            M = Instr.__new__(Instr)
+            M.kind, M.fast, M.p, M.params = FWD, 6, J.p, None
+            M.out, M.out2 = J.out, I.out
+            M.trans = key[1]
+            M.args = (A, u, operands[1])
+            code[i1:idx + 1] = rest + [M] + moved
+            self.n_fwd -= 1
+            first = {k: v for k, v in first.items() if v[0] < i1}   # indices shifted
+            idx = i1 + len(rest) + 1
+
     def keep(self, nodes):
         """Plan the release of values by liveness, keeping those of `nodes` (the outputs read
         after a replay) to the end: a flat program drops each node's value right after the last
@@ -516,6 +662,8 @@ cdef class Program:
                 _uses(I.params, idx, last)
                 if id(I.out) not in kept:
                     last[id(I.out)] = (idx, I.out)      # produced (a value nobody reads: now)
+                if I.fast == 6 and id(I.out2) not in kept:
+                    last[id(I.out2)] = (idx, I.out2)
             elif I.kind == GRAD:
                 _uses(I.src, idx, last)
             elif I.kind == RESULT:
@@ -561,6 +709,9 @@ cdef class Program:
                         res = K.sum_rows(_val(args[0]))
                     elif I.fast == 5:           # a matrix's transpose: a view
                         res = cnp.PyArray_Transpose(<cnp.ndarray>_val(args[0]), NULL)
+                    elif I.fast == 6:
+                        res, I.out2.data = K.matvecs(_val(args[0]), I.trans, _val(args[1]),
+                                                     _val(args[2]))
                     else:
                         params = I.params
                         if I.sub is not None:

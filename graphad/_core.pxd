@@ -12,6 +12,8 @@ cdef class Prim:
     cdef public bint broadcasts # elementwise with NumPy broadcasting: the engine aligns tangents
     cdef public int kernel      # 1 / 2: fwd is the unary / binary C kernel `code` (a fast path)
     cdef public int code
+    cdef public bint pure       # fwd reads only its inputs and parameters (no state, no draw):
+                                # a compiled program may skip it when nothing reads its value
 
 
 cdef class Tensor:

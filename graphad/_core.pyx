@@ -187,7 +187,8 @@ cdef class Prim:
     """A primitive operation: forward on arrays, VJP and JVP rules on nodes."""
 
     def __init__(self, str name, fwd, vjp=None, jvp=None, bint saves=False, int kernel=0,
-                 int code=0, fused=None, bint multiple=False, bint broadcasts=False):
+                 int code=0, fused=None, bint multiple=False, bint broadcasts=False,
+                 bint pure=False):
         self.name = name
         self.fwd = fwd
         self.vjp = vjp
@@ -198,6 +199,7 @@ cdef class Prim:
         self.code = code
         self.multiple = multiple
         self.broadcasts = broadcasts
+        self.pure = pure
 
     def __repr__(self):
         return f"Prim({self.name})"
@@ -214,7 +216,7 @@ def _output_fwd(i, values):
 def _output_jvp(Tensor n, t):
     return None if t[0] is None else t[0][n.params]
 
-P_OUTPUT = Prim("output", _output_fwd, lambda n, g: (g,), _output_jvp)
+P_OUTPUT = Prim("output", _output_fwd, lambda n, g: (g,), _output_jvp, pure=True)
 
 
 cdef inline object _shape_of(object x):
@@ -1404,7 +1406,7 @@ def _sum_rows_fwd(params, x):
     return K.sum_rows(x)
 
 # the column sums of a matrix (a bias's cotangent) in one C pass, for flat-traced sweeps
-P_SUM_ROWS = Prim("sum_rows", _sum_rows_fwd)
+P_SUM_ROWS = Prim("sum_rows", _sum_rows_fwd, pure=True)
 
 
 def unreplayable(str reason):

@@ -476,7 +476,8 @@ P_ROUND = defprim("round", _round_fwd,
 # a plain sweep just calls fn; in a recorded sweep it is a node, so that a compiled program
 # recomputes it from the new values on every replay instead of freezing the traced one.
 P_NONDIFF = defprim("nondiff", lambda fn, *xs: np.asarray(fn(*xs)),
-                    lambda n, g: (None,) * len(n.parents), lambda n, t: None)
+                    lambda n, g: (None,) * len(n.parents), lambda n, t: None,
+                    pure=False)     # fn may draw (graphad.random's samples)
 
 
 # where(c, a, b): the condition is a constant (params); d = where(c, da, db)

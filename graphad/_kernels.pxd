@@ -19,6 +19,8 @@ cpdef object broadcast_to(object x, tuple shape)
 cpdef object contiguous(object x)
 cpdef object matmul(object a, object b)
 cpdef object matmul_fused(object params, tuple raw, object tangents)
+cpdef bint stacking_pays(object A, Py_ssize_t rows, bint transposed) except -1
+cpdef tuple matvecs(object A, bint transposed, object u, object v)
 cpdef object accumulate(object acc, object x)
 cpdef object sum_rows(object x)
 cpdef tuple xent_fwd(object x, object labels)

@@ -1055,6 +1055,37 @@ cdef object _unit_start(object x):
 cdef Py_ssize_t _FUSE_MIN = 1 << 15     # entries of A (256 KiB in float64)
 
 
+cpdef bint stacking_pays(object A, Py_ssize_t rows, bint transposed) except -1:
+    """Whether `rows` vectors stacked as the rows of one matrix, times A (A^T where transposed),
+    run faster as ONE product than one product each: A must be large (a small one stays in
+    cache, and a second pass over it is cheap), and a few rows in all must run at GEMV speed
+    (the own kernel, or a BLAS kernel with a small-matrix path: _FEW_ROWS_FAST)."""
+    global _blas
+    if not cnp.PyArray_Check(A) or cnp.PyArray_SIZE(<cnp.ndarray>A) < _FUSE_MIN or \
+            cnp.PyArray_NDIM(<cnp.ndarray>A) != 2:
+        return False
+    cdef Py_ssize_t n = A.shape[1] if transposed else A.shape[0]
+    if rows <= 16 and not _use_own_gemm(rows, n, A.shape[0] if transposed else A.shape[1],
+                                        False, transposed):
+        if _blas is None:
+            _blas = _find_blas()
+        if not _blas[2]:
+            return False
+    return True
+
+
+cpdef tuple matvecs(object A, bint transposed, object u, object v):
+    """(u @ B, v @ B) for the vectors u and v, B = A^T where transposed, else A: ONE product
+    of the rows [u; v] that reads B once (two GEMVs read it twice); the results are the rows
+    of one (2, m) array."""
+    cdef Py_ssize_t n = u.shape[0]
+    stacked = np.empty((2, n), u.dtype)
+    stacked[0] = u
+    stacked[1] = v
+    r = matmul(stacked, A.T if transposed else A)
+    return r[0], r[1]
+
+
 cpdef object matmul_fused(object params, tuple raw, object tangents):
     """Value and tangent of a @ b in eager forward mode, as ONE product that reads the matrix
     once, where only x carries tangents T: x @ A (x a vector or matrix) or A @ x (x a vector)
@@ -1062,7 +1093,6 @@ cpdef object matmul_fused(object params, tuple raw, object tangents):
     and the JVP rule run) otherwise: also for an identity block T (its product copies rows of
     A), when stacking T would cost more than a second pass over A, and for a small A
     (cache-resident, a second pass is cheap)."""
-    global _blas
     a, b = raw
     ta, tb = tangents
     if ta is not None and tb is None:
@@ -1084,15 +1114,8 @@ cpdef object matmul_fused(object params, tuple raw, object tangents):
     cdef Py_ssize_t rows = x.size // n if n else 0
     if rows == 0:
         return None
-    # a few rows in all: one product only where it runs at GEMV speed (the own kernel, or a BLAS
-    # kernel with a small-matrix path: _FEW_ROWS_FAST), else the separate products are faster
-    cdef Py_ssize_t total = rows + tx.size // n
-    if total <= 16 and not _use_own_gemm(total, n, A.shape[0] if transposed else A.shape[1],
-                                         False, transposed):
-        if _blas is None:
-            _blas = _find_blas()
-        if not _blas[2]:
-            return None
+    if not stacking_pays(<cnp.ndarray>A, rows + tx.size // n, transposed):
+        return None
     stacked = np.empty((rows + tx.size // n, n), x.dtype)
     stacked[:rows] = x.reshape(rows, n)
     stacked[rows:] = tx.reshape(-1, n)

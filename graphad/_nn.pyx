@@ -46,7 +46,7 @@ def _xent_grad_fwd(params, g, x, labels):
 
 # the fused VJP as a primitive of its own (no derivative), for sweeps that graphad.compile traces
 # flat: params hold the forward node, whose residual (log-sum-exp) a replay recomputes first
-P_XENT_GRAD = Prim("cross_entropy_grad", _xent_grad_fwd)
+P_XENT_GRAD = Prim("cross_entropy_grad", _xent_grad_fwd, pure=True)
 
 def xent_vjp(n, g):
     x = arg(n, 0)
@@ -89,6 +89,7 @@ def _dropout_fwd(params, x):
 
 P_DROPOUT = defprim("dropout", _dropout_fwd,
                     lambda n, gs: (None if gs[0] is None else gmul_(gs[0], outs(n)[1]),),
-                    lambda n, t: (gmul_(t[0], outs(n)[1]), None), multiple=True)
+                    lambda n, t: (gmul_(t[0], outs(n)[1]), None), multiple=True,
+                    pure=False)     # draws its mask
 
 

@@ -56,17 +56,19 @@ REGISTRY = {}
 
 
 def defprim(name, fwd, vjp=None, jvp=None, saves=False, kernel=0, code=0, fused=None,
-            multiple=False, broadcasts=False):
+            multiple=False, broadcasts=False, pure=True):
     """Register a primitive.  kernel=1/2 marks fwd as the unary/binary C kernel `code`, which
     the engine then calls directly (kernel=3: matmul's).  fused(params, inputs, tangents) -> (out, tangent) or None
     may compute the value and its tangent together in eager forward mode.  multiple=True: fwd
     returns a tuple of outputs, vjp(n, gs) gets one cotangent per output (None for zero) and
     jvp returns one tangent per output (None for zero); outs(n) reads the outputs.
     broadcasts=True: elementwise with NumPy broadcasting; the engine lines up the batch axes
-    of the input tangents with the output's before calling jvp."""
+    of the input tangents with the output's before calling jvp.  pure=False: fwd changes or
+    reads state besides its inputs (draws random numbers, calls the user's code), so a
+    compiled program runs it even where nothing reads its value."""
     if name in REGISTRY:
         raise ValueError(f"defprim: a primitive named {name!r} is already registered")
-    p = Prim(name, fwd, vjp, jvp, saves, kernel, code, fused, multiple, broadcasts)
+    p = Prim(name, fwd, vjp, jvp, saves, kernel, code, fused, multiple, broadcasts, pure)
     REGISTRY[name] = p
     return p
 

@@ -310,7 +310,7 @@ class Compiled:
                 warnings.warn(f"ga.compile({getattr(self.f, '__name__', 'f')}): {e}; running it "
                               f"eagerly", RuntimeWarning, stacklevel=3)
             else:
-                program.keep(_output_nodes(entry.outs))
+                program.optimize(_output_nodes(entry.outs))
                 entry.program = program
                 out = tree.unflatten(entry.spec, [_core.as_tensor(v.data) if o.kind == "node"
                                                   else v for o, v in zip(entry.outs, leaves)])

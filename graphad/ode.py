@@ -699,7 +699,8 @@ def _differentiate_direct(n, mode, block):
 _FROZEN_STEPS = ("odeint(method='dopri5') recorded step by step (adjoint=False, or a higher-order "
                  "sweep): its step sizes are chosen from the values, a replay would freeze them")
 
-P_ODEINT = defprim("odeint", _odeint_fwd, _odeint_vjp, _odeint_jvp, saves=True)
+P_ODEINT = defprim("odeint", _odeint_fwd, _odeint_vjp, _odeint_jvp, saves=True,
+                   pure=False)     # calls the user's func
 
 
 # ----------------------------------------------------------------------------------------------
