@@ -21,14 +21,18 @@ def problem(n=500, k=200, dtype="float64"):
             "x": rng.standard_normal(n).astype(dtype), "v": rng.standard_normal(n).astype(dtype)}
 
 
-def graphad_cases(p):
+def graphad_cases(p, compiled=False):
     A, x, v = p["A"], p["x"], p["v"]
 
     def f(x):
         return ga.sum(ga.log(1 + ga.exp(A @ x))) + 0.5 * (x @ x)
     g, h = ga.grad(f), ga.hessian(f)
-    return {"grad": lambda: g(x), "hvp": lambda: ga.hvp(f, (x,), (v,))[1],
-            "hessian": lambda: h(x)}
+    if not compiled:
+        return {"grad": lambda: g(x), "hvp": lambda: ga.hvp(f, (x,), (v,))[1],
+                "hessian": lambda: h(x)}
+    g, h = ga.compile(g), ga.compile(h)
+    hv = ga.compile(lambda x, v: ga.hvp(f, (x,), (v,)))
+    return {"grad": lambda: g(x), "hvp": lambda: hv(x, v)[1], "hessian": lambda: h(x)}
 
 
 def units(ctx):
@@ -42,6 +46,7 @@ def _np(a):
 def run(ctx):
     p = problem(50, 20) if ctx.tiny else problem()
     sources = [("graphad", graphad_cases(p), "graphad"),
+               ("graphad compiled", graphad_cases(p, True), "graphad"),
                ("NumPy by hand", numpy_hand.second_order(p), "hand")]
     jx = ctx.peer("jax_xla")
     if jx is not None:
@@ -76,16 +81,22 @@ def run(ctx):
     ctx.step("grad, hvp, Hessian")
     hvp_grad = ratio(t["graphad hvp"], t["graphad grad"])
     out = {"hvp_over_grad": {"median": hvp_grad[0], "p25": hvp_grad[1][0],
-                             "p75": hvp_grad[1][1], "target": 5.0}}
+                             "p75": hvp_grad[1][1], "target": 5.0,
+                             "graphad": "graphad hvp / graphad grad"}}
     # issue 14's targets against JAX jit: Hessian <= 1.0, hvp <= 1.5 (judged against JAX's Hv
-    # alone, as the issue measured it, and against the same outputs as ga.hvp's)
+    # alone, as the issue measured it, and against the same outputs as ga.hvp's), for graphad's
+    # better of eager and compiled (JAX's is compiled), and for eager hvp alone
+    best = {q: min(("graphad " + q, "graphad compiled " + q), key=lambda k: t[k].median)
+            for q in ("hvp", "hessian")}
     for name, ours, theirs, target in (
-            ("hessian_over_jax_jit", "graphad hessian", "JAX jit hessian", 1.0),
-            ("hvp_over_jax_jit_hv_alone", "graphad hvp", "JAX jit hvp", 1.5),
-            ("hvp_over_jax_jit_same_outputs", "graphad hvp", "JAX jit hvp with grad", 1.5)):
+            ("hessian_over_jax_jit", best["hessian"], "JAX jit hessian", 1.0),
+            ("hvp_over_jax_jit_hv_alone", best["hvp"], "JAX jit hvp", 1.5),
+            ("hvp_over_jax_jit_same_outputs", best["hvp"], "JAX jit hvp with grad", 1.5),
+            ("eager_hvp_over_jax_jit_hv_alone", "graphad hvp", "JAX jit hvp", 1.5)):
         if theirs in t:
             r = ratio(t[ours], t[theirs])
-            out[name] = {"median": r[0], "p25": r[1][0], "p75": r[1][1], "target": target}
+            out[name] = {"median": r[0], "p25": r[1][0], "p75": r[1][1], "target": target,
+                         "graphad": ours}
     return out
 
 
@@ -100,9 +111,10 @@ def verdict(r):
 
 
 def report(ctx, points, extra):
-    lines = ["| target | median (p25-p75) | target | verdict |", "|---|---:|---:|---|"]
+    lines = ["| target | graphad | median (p25-p75) | target | verdict |",
+             "|---|---|---:|---:|---|"]
     for k, r in extra.items():
-        lines.append(f"| {k.replace('_', ' ')} | "
+        lines.append(f"| {k.replace('_', ' ')} | {r['graphad']} | "
                      f"{fmt_ratio((r['median'], (r['p25'], r['p75'])))} | <= {r['target']} | "
                      f"{verdict(r)} |")
     return "\n".join(lines)
