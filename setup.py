@@ -13,7 +13,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 MODULES = ["_kernels", "_core", "_prims", "_elementwise", "_shape", "_reductions", "_products",
-           "_nn", "_compile", "_lapack"]
+           "_nn", "_compile", "_lapack", "_arena"]
 C_SOURCES = ["csrc/ga_kernels.c", "csrc/ga_gemm.c"]
 C_HEADERS = ["csrc/ga_kernels.h", "csrc/ga_gemm.h", "csrc/ga_gemm_impl.h"]   # rebuild on change
 COMMON = ["-g0", "-fno-math-errno", "-fno-trapping-math", "-Wno-unreachable-code"]

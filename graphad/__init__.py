@@ -6,7 +6,13 @@
     y.backward()          # x.grad == cos(x) * x + sin(x)
 """
 # ruff: noqa: F401  (this module re-exports the public API)
+import os as _os
+
+from graphad import _arena
 from graphad import _core, _ops, _interop
+
+# freed arenas kept for the next graph instead of being faulted in afresh (see _arena)
+_arena.install(float(_os.environ.get("GRAPHAD_ARENA_CACHE_MB", "64")))
 from graphad._core import (Tensor, as_tensor, is_debug, is_grad_enabled, no_grad, set_debug,
                            set_grad_enabled, tensor)
 from graphad._ops import *  # noqa: F401,F403  (the public array functions; _ops.__all__)
