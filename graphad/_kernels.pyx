@@ -177,14 +177,40 @@ cdef inline bint _is_pyscalar(object x):
     return type(x) is float or type(x) is int
 
 
-cdef inline cnp.ndarray _scalar_array(object v, int typ):
-    """A 0-d array holding a Python number, written through the data pointer."""
-    cdef cnp.ndarray r = cnp.PyArray_EMPTY(0, NULL, typ, 0)
+cdef object _binary_scalar(int op, cnp.ndarray x, object v, bint x_first):
+    """x (op) v, or v (op) x, for a float array x and a Python number v: the kernel reads v
+    at one address (stride 0), from a C double or float here, with no array made for it (a
+    rule's constants: g * 1.0001, y + 0.5); a non-contiguous x goes to NumPy."""
+    cdef PyThreadState *ts
+    cdef int typ = cnp.PyArray_TYPE(x)
+    cdef double s
+    cdef float sf
+    if not cnp.PyArray_IS_C_CONTIGUOUS(x):
+        # NumPy, with the number as a 0-d array of x's dtype (the composite fallbacks of the
+        # fused rules would promote a float32 x against a bare Python float)
+        v = np.full((), v, x.dtype)
+        return _binary_numpy(op, x, v) if x_first else _binary_numpy(op, v, x)
+    cdef cnp.ndarray out = new_array(cnp.PyArray_NDIM(x), cnp.PyArray_DIMS(x), typ)
+    cdef Py_ssize_t n = cnp.PyArray_SIZE(out)
+    ts = _unlock(n >= _NOGIL_MIN)
     if typ == cnp.NPY_DOUBLE:
-        (<double*>cnp.PyArray_DATA(r))[0] = <double>v
+        s = <double>v
+        if x_first:
+            ga_binary_d(op, n, <double*>cnp.PyArray_DATA(x), 1, &s, 0,
+                        <double*>cnp.PyArray_DATA(out))
+        else:
+            ga_binary_d(op, n, &s, 0, <double*>cnp.PyArray_DATA(x), 1,
+                        <double*>cnp.PyArray_DATA(out))
     else:
-        (<float*>cnp.PyArray_DATA(r))[0] = <float>(<double>v)
-    return r
+        sf = <float>(<double>v)
+        if x_first:
+            ga_binary_f(op, n, <float*>cnp.PyArray_DATA(x), 1, &sf, 0,
+                        <float*>cnp.PyArray_DATA(out))
+        else:
+            ga_binary_f(op, n, &sf, 0, <float*>cnp.PyArray_DATA(x), 1,
+                        <float*>cnp.PyArray_DATA(out))
+    _relock(ts)
+    return out
 
 
 cdef object _binary_numpy(int op, object a, object b):
@@ -366,8 +392,6 @@ cpdef object binary(int op, object a, object b):
     cdef cnp.ndarray x, y, out
     cdef Py_ssize_t n, sa = 1, sb = 1
     cdef int typ
-    cdef double s
-    cdef float sf
     if _is_pyscalar(a) and _is_pyscalar(b):
         # two Python numbers (a rule's constants): a Python number, which stays weak in NumPy's
         # promotion, so that a float32 tangent times it stays float32 (np.float64 would not);
@@ -377,17 +401,13 @@ cpdef object binary(int op, object a, object b):
         x = <cnp.ndarray>a
         typ = cnp.PyArray_TYPE(x)
         if _is_pyscalar(b):
-            y = _scalar_array(b, typ)
-            sb = 0
+            return _binary_scalar(op, x, b, True)
         elif _is_float_array(b) and cnp.PyArray_TYPE(<cnp.ndarray>b) == typ:
             y = <cnp.ndarray>b
         else:
             return _binary_numpy(op, a, b)
     elif _is_float_array(b) and _is_pyscalar(a):
-        y = <cnp.ndarray>b
-        typ = cnp.PyArray_TYPE(y)
-        x = _scalar_array(a, typ)
-        sa = 0
+        return _binary_scalar(op, <cnp.ndarray>b, a, False)
     else:
         return _binary_numpy(op, a, b)
     if not (cnp.PyArray_IS_C_CONTIGUOUS(x) and cnp.PyArray_IS_C_CONTIGUOUS(y)):

@@ -132,6 +132,25 @@ def test_binary_scalar_stride_zero_path(name, dtype):
 
 @pytest.mark.parametrize("name", sorted(BIN_REF))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_python_number_is_read_in_place_as_a_0d_array_would_be(name, dtype):
+    """A Python number operand is read from a C double (float) at stride 0, not made into an
+    array: the same bits as with the number as a 0-d array, on 0-d, n-d and strided arrays."""
+    rng = np.random.default_rng(1)
+    a, _ = _bin_inputs(name, rng, (4, 6), (4, 6), dtype)
+    s = float(abs(_bin_inputs(name, rng, (), (), np.float64)[1])) + 0.5
+    for x in (a, a[:, ::2], a.T, np.asarray(a[1, 2]), a[:0]):
+        for v in (s, 3, -2.0):
+            as_array = np.full((), v, dtype)
+            for got, want in ((K.binary(BIN[name], x, v), K.binary(BIN[name], x, as_array)),
+                              (K.binary(BIN[name], v, x), K.binary(BIN[name], as_array, x))):
+                assert got.dtype == dtype and got.shape == x.shape
+                np.testing.assert_array_equal(got, want)
+            np.testing.assert_allclose(K.binary(BIN[name], x, v),
+                                       np.asarray(BIN_REF[name](x, v)), **_tol(dtype))
+
+
+@pytest.mark.parametrize("name", sorted(BIN_REF))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_binary_with_a_broadcast_value(name, dtype):
     # a reduction's cotangent: one value broadcast (stride 0) against a full or strided array
     rng = np.random.default_rng(3)
