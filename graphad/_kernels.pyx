@@ -11,7 +11,8 @@ import weakref
 
 import numpy as np
 cimport numpy as cnp
-from cpython.ref cimport Py_INCREF
+from cpython.ref cimport Py_INCREF, PyObject
+from cpython.list cimport PyList_GET_ITEM
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
@@ -97,13 +98,52 @@ cdef class _Block:
             free(self.ptr)
 
 
+# 0-d results (a scalar graph makes two or three per operation, at about 600 instructions each
+# to create and free through NumPy): the last _SCALARS made, per dtype, are kept, and one that
+# nobody else references any more (reference count 1: this ring's) is handed out again instead
+# of a new one.  Only an array exactly as made (0-d, this dtype, owning its data, writeable, no
+# weak references) is reused: nobody can see it happen.
+cdef extern from "numpy/ndarraytypes.h":
+    ctypedef struct PyArrayObject_fields:
+        PyObject *base
+        PyObject *weakreflist
+
+cdef enum:
+    _SCALARS = 8
+cdef list _scalar_ring = [None] * (2 * _SCALARS)    # float64 slots, then float32 slots
+cdef Py_ssize_t _scalar_next[2]
+_scalar_next[0] = _scalar_next[1] = 0
+
+
+cdef cnp.ndarray _new_scalar(int typ):
+    """An uninitialized 0-d float64 or float32 array, reused from the ring where one is free."""
+    cdef int k = 0 if typ == cnp.NPY_DOUBLE else 1
+    cdef Py_ssize_t slot = k * _SCALARS + _scalar_next[k]
+    cdef PyObject *old = PyList_GET_ITEM(_scalar_ring, slot)
+    cdef cnp.ndarray a
+    _scalar_next[k] = (_scalar_next[k] + 1) % _SCALARS
+    if old.ob_refcnt == 1 and (<object>old) is not None:
+        a = <cnp.ndarray>old
+        if cnp.PyArray_NDIM(a) == 0 and cnp.PyArray_TYPE(a) == typ and \
+                cnp.PyArray_CHKFLAGS(a, cnp.NPY_ARRAY_OWNDATA | cnp.NPY_ARRAY_WRITEABLE) and \
+                (<PyArrayObject_fields*>old).base == NULL and \
+                (<PyArrayObject_fields*>old).weakreflist == NULL:
+            return a
+    a = cnp.PyArray_EMPTY(0, NULL, typ, 0)
+    _scalar_ring[slot] = a
+    return a
+
+
 cdef cnp.ndarray new_array(int nd, cnp.npy_intp *dims, int typ):
-    """An uninitialized C-contiguous array; large ones reuse a cached block."""
+    """An uninitialized C-contiguous array; large ones reuse a cached block, 0-d ones a free
+    one of the ring above."""
     global _pooled
     cdef Py_ssize_t i, nbytes = 8 if typ == cnp.NPY_DOUBLE else (4 if typ == cnp.NPY_FLOAT else 0)
     cdef void *ptr
     if nbytes == 0:
         return cnp.PyArray_EMPTY(nd, dims, typ, 0)
+    if nd == 0:
+        return _new_scalar(typ)
     for i in range(nd):
         nbytes *= dims[i]
     if nbytes < _POOL_MIN:

@@ -649,3 +649,58 @@ def test_tanh_and_sigmoid_chain_rule_kernels_equal_the_composite_bit_for_bit(dty
     for f, d in ((ga.tanh, lambda x: 1 - np.tanh(x) ** 2),
                  (ga.sigmoid, lambda x: np.exp(-x) / (1 + np.exp(-x)) ** 2)):
         np.testing.assert_allclose(ga.grad(lambda x: ga.sum(f(x)))(x), d(x), rtol=1e-14)
+
+
+# ---------------------------------------------------------------------------------------------
+# 0-d results: a freed one is handed out again (_kernels._new_scalar), never one still in use
+
+def _scalars(n, dtype, start=0.0):
+    return [K.unary(UN["GA_SIN"], np.asarray(start + 0.01 * i, dtype)) for i in range(n)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_0d_result_nobody_holds_is_reused_and_one_held_never_is(dtype):
+    held = _scalars(40, dtype)                 # all alive: none may be handed out again
+    values = [float(h) for h in held]
+    freed = K.unary(UN["GA_SIN"], np.asarray(0.7, dtype))
+    freed_id = id(freed)
+    del freed
+    later = _scalars(20, dtype, start=1.0)
+    assert freed_id in {id(r) for r in later}  # the dropped one came back, with its new value
+    assert len({id(r) for r in held + later}) == len(held) + len(later)
+    assert [float(h) for h in held] == values
+    for i, r in enumerate(later):
+        assert r.dtype == dtype and r.shape == () and float(r) == float(np.sin(dtype(1.0 + 0.01 * i)))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_0d_result_seen_through_a_view_or_a_weak_reference_is_never_reused(dtype):
+    import weakref
+    a = K.unary(UN["GA_SIN"], np.asarray(0.25, dtype))
+    view = a.view()                             # keeps a alive through its base
+    b = K.unary(UN["GA_SIN"], np.asarray(0.5, dtype))
+    weak = weakref.ref(b)
+    c = K.unary(UN["GA_SIN"], np.asarray(0.75, dtype))
+    c.flags.writeable = False
+    c_ref = weakref.ref(c)
+    want = (float(view), float(b), float(c))
+    del a, b, c
+    later = _scalars(50, dtype, start=2.0)
+    assert float(view) == want[0]
+    for ref, value in ((weak, want[1]), (c_ref, want[2])):
+        old = ref()                             # alive only while the ring still holds it
+        assert old is None or (float(old) == value and all(r is not old for r in later))
+
+
+def test_scalar_graph_gradients_are_unchanged_by_reuse():
+    """A long scalar chain (many 0-d values made and freed) against the same chain in NumPy."""
+    x = ga.tensor(0.3, requires_grad=True)
+    y, v, d = x, 0.3, 1.0
+    for i in range(400):
+        if i % 2:
+            y, v, d = ga.sin(y), np.sin(v), d * np.cos(v)
+        else:
+            y, v, d = ga.tanh(y) * 1.01, np.tanh(v) * 1.01, d * (1 - np.tanh(v) ** 2) * 1.01
+    y.backward()
+    assert float(y) == pytest.approx(v, rel=1e-14)
+    assert float(x.grad) == pytest.approx(d, rel=1e-12)
