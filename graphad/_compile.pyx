@@ -30,6 +30,11 @@ source) is rebound, an input array inside a primitive's parameters (integer indi
 substituted, and an array that was a node's value when traced stands for that node.  After a
 call every node's value is released, so that the buffers return to the kernels' cache
 (_kernels.new_array) and the next call reuses them.
+
+Once traced, a flat program is simplified (Program.optimize): matrix-times-vector products
+that share a matrix are merged into one product (merge_products), the instructions of pure
+primitives whose values nothing reads are removed (eliminate_dead), and each value is released
+right after its last reader (keep).
 """
 import threading
 
