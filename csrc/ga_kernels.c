@@ -180,21 +180,30 @@ void ga_sum_rows_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x, T *out) \
         for (ptrdiff_t j = 0; j < cols; ++j) out[j] += row[j];        \
     }                                                                  \
 }                                                                      \
-static double pairwise_##SFX(ptrdiff_t n, const T *x)                 \
+static T pairwise_##SFX(ptrdiff_t n, const T *x)                      \
 {                                                                      \
-    if (n <= 128) {                                                    \
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;                         \
-        ptrdiff_t i = 0;                                               \
-        for (; i + 4 <= n; i += 4) {                                   \
-            s0 += x[i]; s1 += x[i + 1]; s2 += x[i + 2]; s3 += x[i + 3]; \
-        }                                                              \
-        for (; i < n; ++i) s0 += x[i];                                 \
-        return (s0 + s1) + (s2 + s3);                                  \
+    if (n < 8) {                                                       \
+        T s = 0;                                                       \
+        for (ptrdiff_t i = 0; i < n; ++i) s += x[i];                  \
+        return s;                                                      \
     }                                                                  \
-    ptrdiff_t half = (n / 2) & ~(ptrdiff_t)7;                          \
+    if (n <= 128) {                                                    \
+        T r0 = x[0], r1 = x[1], r2 = x[2], r3 = x[3];                  \
+        T r4 = x[4], r5 = x[5], r6 = x[6], r7 = x[7];                  \
+        ptrdiff_t i = 8;                                               \
+        for (; i < n - n % 8; i += 8) {                                \
+            r0 += x[i]; r1 += x[i + 1]; r2 += x[i + 2]; r3 += x[i + 3]; \
+            r4 += x[i + 4]; r5 += x[i + 5]; r6 += x[i + 6]; r7 += x[i + 7]; \
+        }                                                              \
+        T s = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7));       \
+        for (; i < n; ++i) s += x[i];                                  \
+        return s;                                                      \
+    }                                                                  \
+    ptrdiff_t half = n / 2;                                            \
+    half -= half % 8;                                                  \
     return pairwise_##SFX(half, x) + pairwise_##SFX(n - half, x + half); \
 }                                                                      \
-double ga_sum_##SFX(ptrdiff_t n, const T *x) { return pairwise_##SFX(n, x); } \
+T ga_sum_##SFX(ptrdiff_t n, const T *x) { return (T)0 + pairwise_##SFX(n, x); } \
 void ga_transpose_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x,   \
                         ptrdiff_t ldx, T *out)                         \
 {                                                                      \

@@ -63,9 +63,10 @@ void ga_softplus_from_log1p_f(ptrdiff_t n, const float *x, float *l);
 void ga_transpose_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, ptrdiff_t ldx, double *out);
 void ga_transpose_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, ptrdiff_t ldx, float *out);
 
-/* sum of n contiguous values, pairwise for accuracy (as NumPy does) */
+/* sum of n contiguous values: NumPy's pairwise summation (eight accumulators in blocks of 128,
+ * halves above that, accumulated in the input's type), so the same bits as np.add.reduce */
 double ga_sum_d(ptrdiff_t n, const double *x);
-double ga_sum_f(ptrdiff_t n, const float *x);
+float ga_sum_f(ptrdiff_t n, const float *x);
 
 /* ---- losses ------------------------------------------------------------------------------
  * Cross-entropy from logits, row by row, for a C-contiguous (rows, cols) x and int64 labels:

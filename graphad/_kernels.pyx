@@ -30,6 +30,8 @@ cdef extern from "ga_kernels.h" nogil:
     void ga_accumulate_f(Py_ssize_t n, float *acc, const float *x)
     void ga_sum_rows_d(Py_ssize_t rows, Py_ssize_t cols, const double *x, double *out)
     void ga_sum_rows_f(Py_ssize_t rows, Py_ssize_t cols, const float *x, float *out)
+    double ga_sum_d(Py_ssize_t n, const double *x)
+    float ga_sum_f(Py_ssize_t n, const float *x)
     void ga_transpose_d(Py_ssize_t rows, Py_ssize_t cols, const double *x, Py_ssize_t ldx,
                         double *out)
     void ga_transpose_f(Py_ssize_t rows, Py_ssize_t cols, const float *x, Py_ssize_t ldx,
@@ -649,6 +651,29 @@ cpdef object accumulate(object acc, object x):
         np.add(acc, x, out=acc)
         return acc
     return np.add(acc, x)
+
+
+cpdef object sum_all(object x):
+    """The sum of every entry of a C-contiguous float64 or float32 array, as a 0-d array, by
+    NumPy's own pairwise summation (the same bits as np.add.reduce) without the ufunc's reduce
+    machinery (about 7,000 instructions a call); None for any other array."""
+    cdef PyThreadState *ts
+    cdef cnp.ndarray a, out
+    cdef int typ
+    if not (_is_float_array(x) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x)):
+        return None
+    a = <cnp.ndarray>x
+    typ = cnp.PyArray_TYPE(a)
+    out = new_array(0, NULL, typ)
+    ts = _unlock(cnp.PyArray_SIZE(a) >= _NOGIL_MIN)
+    if typ == cnp.NPY_DOUBLE:
+        (<double*>cnp.PyArray_DATA(out))[0] = ga_sum_d(cnp.PyArray_SIZE(a),
+                                                        <double*>cnp.PyArray_DATA(a))
+    else:
+        (<float*>cnp.PyArray_DATA(out))[0] = ga_sum_f(cnp.PyArray_SIZE(a),
+                                                       <float*>cnp.PyArray_DATA(a))
+    _relock(ts)
+    return out
 
 
 cpdef object sum_rows(object x):

@@ -7,6 +7,7 @@ import functools
 
 import numpy as np
 cimport numpy as cnp
+from graphad cimport _kernels as K
 from graphad._core cimport Tensor, apply, call, arg, out
 from graphad._prims cimport raw, shape_of, ndim_of, lead, arg_shape, norm_axes, stacked
 from graphad._prims import defprim
@@ -44,10 +45,10 @@ _add_reduce = np.add.reduce
 def _sum_fwd(params, x):
     axes, keepdims = params
     if cnp.PyArray_CheckExact(x):       # the ufunc's reduce: x.sum()'s Python layer costs ~1 us
-        if not keepdims and len(axes) == cnp.PyArray_NDIM(<cnp.ndarray>x) and \
-                cnp.PyArray_TYPE(<cnp.ndarray>x) == cnp.NPY_DOUBLE and \
-                cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>x):
-            return np.asarray(_add_reduce(x, None))
+        if not keepdims and len(axes) == cnp.PyArray_NDIM(<cnp.ndarray>x):
+            r = K.sum_all(x)            # a contiguous float array: NumPy's sum, in C
+            if r is not None:
+                return r
         return np.asarray(_add_reduce(x, axes, None, None, keepdims))
     if not keepdims and len(axes) == np.ndim(x) and isinstance(x, np.ndarray) \
             and x.dtype == np.float64 and x.flags.c_contiguous:

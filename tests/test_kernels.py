@@ -704,3 +704,34 @@ def test_scalar_graph_gradients_are_unchanged_by_reuse():
     y.backward()
     assert float(y) == pytest.approx(v, rel=1e-14)
     assert float(x.grad) == pytest.approx(d, rel=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# full sums: NumPy's pairwise summation in C, the same bits as np.add.reduce
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(n=st.one_of(st.integers(0, 300), st.sampled_from([1023, 1024, 1025, 8192, 8193, 70001])),
+       seed=seeds)
+def test_sum_all_has_numpys_bits(dtype, n, seed):
+    rng = np.random.default_rng(seed)
+    a = (rng.standard_normal(n) * 10.0 ** rng.uniform(-6, 6, n)).astype(dtype)
+    got, want = K.sum_all(a), np.add.reduce(a)
+    assert got.shape == () and got.dtype == dtype
+    assert got.tobytes() == np.asarray(want).tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sum_all_of_shapes_special_values_and_layouts(dtype):
+    rng = np.random.default_rng(3)
+    for shape in ((), (0,), (3, 4), (7, 9, 5), (129,), (2, 1000), (0, 3)):
+        a = rng.standard_normal(shape).astype(dtype)
+        assert K.sum_all(a).tobytes() == np.asarray(np.add.reduce(a, None)).tobytes()
+    for vals in ([-0.0], [-0.0] * 9, [np.inf, 1.0], [np.inf, -np.inf], [np.nan, 2.0] * 70):
+        a = np.array(vals, dtype)
+        with np.errstate(invalid="ignore"):
+            want = np.asarray(np.add.reduce(a))
+        assert K.sum_all(a).tobytes() == want.tobytes()
+    m = rng.standard_normal((6, 8)).astype(dtype)
+    assert K.sum_all(m[:, ::2]) is None and K.sum_all(m.T) is None     # NumPy decides those
+    assert K.sum_all(np.arange(5)) is None
+    np.testing.assert_array_equal(ga.sum(ga.tensor(m.T)).data, np.add.reduce(m.T, None))
