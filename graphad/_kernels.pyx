@@ -626,26 +626,35 @@ for _op, _uf in _NP_LOOPS:
 
 
 cpdef object accumulate(object acc, object x):
-    """acc += x in place when acc is a float buffer of x's shape; returns acc (or a new sum)."""
+    """acc += x in place when acc is a float buffer of x's shape; returns acc (or a new sum).
+    x may also be one value broadcast to that shape (a sum's cotangent), read at one address."""
     cdef PyThreadState *ts
     cdef cnp.ndarray a, b
+    cdef Py_ssize_t n
     if _is_float_array(acc) and _is_float_array(x):
         a = <cnp.ndarray>acc
         b = <cnp.ndarray>x
         if cnp.PyArray_TYPE(a) == cnp.PyArray_TYPE(b) and cnp.PyArray_IS_C_CONTIGUOUS(a) and \
-                cnp.PyArray_IS_C_CONTIGUOUS(b) and cnp.PyArray_SAMESHAPE(a, b) and \
-                cnp.PyArray_ISWRITEABLE(a):
-            if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
-                ts = _unlock(cnp.PyArray_SIZE(a) >= _NOGIL_MIN)
-                ga_accumulate_d(cnp.PyArray_SIZE(a), <double*>cnp.PyArray_DATA(a),
-                                <double*>cnp.PyArray_DATA(b))
+                cnp.PyArray_SAMESHAPE(a, b) and cnp.PyArray_ISWRITEABLE(a):
+            n = cnp.PyArray_SIZE(a)
+            if cnp.PyArray_IS_C_CONTIGUOUS(b):
+                ts = _unlock(n >= _NOGIL_MIN)
+                if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+                    ga_accumulate_d(n, <double*>cnp.PyArray_DATA(a), <double*>cnp.PyArray_DATA(b))
+                else:
+                    ga_accumulate_f(n, <float*>cnp.PyArray_DATA(a), <float*>cnp.PyArray_DATA(b))
                 _relock(ts)
-            else:
-                ts = _unlock(cnp.PyArray_SIZE(a) >= _NOGIL_MIN)
-                ga_accumulate_f(cnp.PyArray_SIZE(a), <float*>cnp.PyArray_DATA(a),
-                                <float*>cnp.PyArray_DATA(b))
+                return acc
+            if _is_repeated_value(b):
+                ts = _unlock(n >= _NOGIL_MIN)
+                if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
+                    ga_binary_d(GA_ADD, n, <double*>cnp.PyArray_DATA(a), 1,
+                                <double*>cnp.PyArray_DATA(b), 0, <double*>cnp.PyArray_DATA(a))
+                else:
+                    ga_binary_f(GA_ADD, n, <float*>cnp.PyArray_DATA(a), 1,
+                                <float*>cnp.PyArray_DATA(b), 0, <float*>cnp.PyArray_DATA(a))
                 _relock(ts)
-            return acc
+                return acc
     if isinstance(acc, np.ndarray) and acc.shape == np.shape(x) and \
             np.can_cast(np.result_type(acc, x), acc.dtype) and acc.flags.writeable:
         np.add(acc, x, out=acc)

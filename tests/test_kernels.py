@@ -735,3 +735,20 @@ def test_sum_all_of_shapes_special_values_and_layouts(dtype):
     assert K.sum_all(m[:, ::2]) is None and K.sum_all(m.T) is None     # NumPy decides those
     assert K.sum_all(np.arange(5)) is None
     np.testing.assert_array_equal(ga.sum(ga.tensor(m.T)).data, np.add.reduce(m.T, None))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_accumulate_a_broadcast_value_in_place(dtype):
+    rng = np.random.default_rng(4)
+    for shape in ((7,), (3, 5), (2, 1, 4)):
+        acc = rng.standard_normal(shape).astype(dtype)
+        v = np.broadcast_to(np.asarray(rng.standard_normal(), dtype), shape)   # all strides 0
+        want = acc + v
+        got = K.accumulate(acc, v)
+        assert got is acc and got.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+    ro = np.broadcast_to(np.asarray(2.0, dtype), (6,))
+    assert K.accumulate(ro.copy(), ro).tolist() == [4.0] * 6
+    row = np.broadcast_to(np.arange(3, dtype=dtype), (2, 3))              # not one value
+    got = K.accumulate(np.ones((2, 3), dtype), row)
+    np.testing.assert_array_equal(got, np.ones((2, 3), dtype) + row)
