@@ -884,7 +884,7 @@ cdef class Tensor:
                 raise RuntimeError(
                     f"backward: the output has shape {self.data.shape}, not a scalar; pass a "
                     f"seed (the cotangent, an array of shape {self.data.shape}) to backward(seed)")
-            seed = np.ones(self.data.shape, self.data.dtype)
+            seed = K.ones(self.data.shape, self.data.dtype)
         else:
             seed = _unwrap(seed) if not create_graph else seed
             if _shape_of(seed) != self.data.shape:

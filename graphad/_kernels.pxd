@@ -24,6 +24,7 @@ cpdef tuple matvecs(object A, bint transposed, object u, object v)
 cpdef object accumulate(object acc, object x)
 cpdef object sum_rows(object x)
 cpdef object sum_all(object x)
+cpdef object ones(tuple shape, object dtype)
 cpdef tuple xent_fwd(object x, object labels)
 cpdef object xent_vjp(object x, object labels, object lse, object g, double scale)
 cpdef sgd_update(object p, object g, object buf, double lr, double momentum, double dampening,

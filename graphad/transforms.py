@@ -204,7 +204,7 @@ def value_and_grad(f, argnums=0, has_aux=False):
     def wrapper(*args, **kwargs):
         trace = _Trace(args, argnums)
         out = _scalar_output(_run(g, trace.args, kwargs), "grad")
-        seed = np.ones(out.shape, out.dtype)
+        seed = K.ones(out.shape, out.dtype)
         grads = _reverse(trace, [out], [seed])
         value = out.data if not trace.nested and type(out) is Tensor else trace.export(out)
         if holder is not None:
@@ -698,7 +698,7 @@ def _second_order(f, primals, tangents, nlead):
     grads = []
     try:
         out = _scalar_output(_run(f, trace.args, {}), "grad")
-        grads = _reverse(trace, [out], [np.ones(out.shape, out.dtype)], record=True)
+        grads = _reverse(trace, [out], [K.ones(out.shape, out.dtype)], record=True)
     finally:
         touts = _core.forward_end(grads)
     return [g.data for g in grads], touts
@@ -769,7 +769,7 @@ def linearized_hvp(f, x):
         return g, lambda v: hvp(f, x, v)[1]
     trace = _Trace((x,), 0)
     out = _scalar_output(_run(f, trace.args, {}), "hvp")
-    (g,) = _reverse(trace, [out], [np.ones(out.shape, out.dtype)], record=True)
+    (g,) = _reverse(trace, [out], [K.ones(out.shape, out.dtype)], record=True)
     src = trace.sources[0]
 
     def product(v):

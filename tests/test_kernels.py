@@ -752,3 +752,12 @@ def test_accumulate_a_broadcast_value_in_place(dtype):
     row = np.broadcast_to(np.arange(3, dtype=dtype), (2, 3))              # not one value
     got = K.accumulate(np.ones((2, 3), dtype), row)
     np.testing.assert_array_equal(got, np.ones((2, 3), dtype) + row)
+
+
+def test_ones_is_numpys_ones():
+    for shape in ((), (1,), (3, 2), (0,), (2, 0, 3)):
+        for dtype in (np.float64, np.float32, "float64", np.dtype(np.float32), np.int64, bool):
+            got, want = K.ones(shape, dtype), np.ones(shape, dtype)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+            assert got.flags.c_contiguous and got.flags.writeable
