@@ -54,9 +54,11 @@ def test_jacobian(benchmark, n, m, mode):
     _run(benchmark, "jacobian", jacobian.graphad_cases(jacobian.problem(n, m))[mode])
 
 
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
 @pytest.mark.parametrize("what", ["grad", "hvp", "hessian"])
-def test_second_order(benchmark, what):
-    _run(benchmark, "second_order", second_order.graphad_cases(second_order.problem())[what])
+def test_second_order(benchmark, what, compiled):
+    _run(benchmark, "second_order",
+         second_order.graphad_cases(second_order.problem(), compiled)[what])
 
 
 @pytest.mark.parametrize("own", [True, False], ids=["own", "blas"])
