@@ -273,6 +273,50 @@ void ga_xent_vjp_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x,         \
         for (ptrdiff_t j = 0; j < cols; ++j) o[j] = exp_##SFX(row[j] - l) * c; \
         o[labels[i]] -= c;                                                 \
     }                                                                      \
+}                                                                          \
+void ga_xent_shift_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x, T *e, T *m) \
+{                                                                          \
+    for (ptrdiff_t i = 0; i < rows; ++i) {                                 \
+        const T *row = x + i * cols;                                       \
+        T mx = row[0];                                                     \
+        for (ptrdiff_t j = 1; j < cols; ++j) if (row[j] > mx) mx = row[j]; \
+        if (!(mx - mx == 0)) mx = 0;                                       \
+        m[i] = mx;                                                         \
+        for (ptrdiff_t j = 0; j < cols; ++j) e[i * cols + j] = row[j] - mx; \
+    }                                                                      \
+}                                                                          \
+ptrdiff_t ga_xent_from_exp_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x, \
+                                 const long long *labels, const T *e,      \
+                                 T *loss, T *lse)                          \
+{                                                                          \
+    for (ptrdiff_t i = 0; i < rows; ++i) {                                 \
+        long long y = labels[i];                                           \
+        if (y < 0 || y >= cols) return i;                                  \
+        T s = 0;                                                           \
+        for (ptrdiff_t j = 0; j < cols; ++j) s += e[i * cols + j];        \
+        T l = log_##SFX(s) + lse[i];                                       \
+        lse[i] = l;                                                        \
+        loss[i] = l - x[i * cols + y];                                     \
+    }                                                                      \
+    return -1;                                                             \
+}                                                                          \
+void ga_xent_vjp_shift_##SFX(ptrdiff_t rows, ptrdiff_t cols, const T *x,   \
+                             const T *lse, T *out)                         \
+{                                                                          \
+    for (ptrdiff_t i = 0; i < rows; ++i)                                   \
+        for (ptrdiff_t j = 0; j < cols; ++j)                               \
+            out[i * cols + j] = x[i * cols + j] - lse[i];                  \
+}                                                                          \
+void ga_xent_vjp_from_exp_##SFX(ptrdiff_t rows, ptrdiff_t cols,            \
+                                const long long *labels, const T *g,       \
+                                ptrdiff_t sg, double scale, T *out)        \
+{                                                                          \
+    for (ptrdiff_t i = 0; i < rows; ++i) {                                 \
+        T *o = out + i * cols;                                             \
+        T c = (T)(scale * g[i * sg]);                                      \
+        for (ptrdiff_t j = 0; j < cols; ++j) o[j] *= c;                   \
+        o[labels[i]] -= c;                                                 \
+    }                                                                      \
 }
 
 static inline double exp_d(double v) { return exp(v); }

@@ -86,6 +86,27 @@ void ga_xent_vjp_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, const long l
 void ga_xent_vjp_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, const long long *labels,
                    const float *lse, const float *g, ptrdiff_t sg, double scale, float *out);
 
+/* Both again with the exponentials left to the caller (a vectorized exp, in place on e / out):
+ *   ga_xent_shift:       e[i,j] = x[i,j] - m_i, lse[i] = m_i (the row maximum; 0 if not finite);
+ *   ga_xent_from_exp:    given e = exp(e), lse[i] = log(sum_j e[i,j]) + m_i and the losses (the
+ *                        label check as above);
+ *   ga_xent_vjp_shift:   out[i,j] = x[i,j] - lse[i];
+ *   ga_xent_vjp_from_exp: given out = exp(out), scales it and subtracts the one-hot. */
+void ga_xent_shift_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, double *e, double *m);
+void ga_xent_shift_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, float *e, float *m);
+ptrdiff_t ga_xent_from_exp_d(ptrdiff_t rows, ptrdiff_t cols, const double *x,
+                             const long long *labels, const double *e, double *loss, double *lse);
+ptrdiff_t ga_xent_from_exp_f(ptrdiff_t rows, ptrdiff_t cols, const float *x,
+                             const long long *labels, const float *e, float *loss, float *lse);
+void ga_xent_vjp_shift_d(ptrdiff_t rows, ptrdiff_t cols, const double *x, const double *lse,
+                         double *out);
+void ga_xent_vjp_shift_f(ptrdiff_t rows, ptrdiff_t cols, const float *x, const float *lse,
+                         float *out);
+void ga_xent_vjp_from_exp_d(ptrdiff_t rows, ptrdiff_t cols, const long long *labels,
+                            const double *g, ptrdiff_t sg, double scale, double *out);
+void ga_xent_vjp_from_exp_f(ptrdiff_t rows, ptrdiff_t cols, const long long *labels,
+                            const float *g, ptrdiff_t sg, double scale, float *out);
+
 /* ---- optimizer updates, in place on n contiguous values (p, g, and the state buffers) -------
  * SGD (PyTorch's convention):  d = g + wd p;
  *   with momentum (buf != NULL): buf = d on the first step, else momentum buf + (1 - dampening) d;

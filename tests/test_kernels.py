@@ -761,3 +761,38 @@ def test_ones_is_numpys_ones():
             assert got.dtype == want.dtype and got.shape == want.shape
             np.testing.assert_array_equal(got, want)
             assert got.flags.c_contiguous and got.flags.writeable
+
+
+# ---------------------------------------------------------------------------------------------
+# cross-entropy from logits: shift, NumPy's vectorized exp, then the sums (and the VJP likewise)
+
+def _xent_numpy(x, y, g, scale):
+    with np.errstate(all="ignore"):
+        m = x.max(axis=1)
+        m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
+        lse = np.log(np.exp(x - m[:, None]).sum(axis=1)) + m
+        loss = lse - x[np.arange(len(y)), y]
+        c = x.dtype.type(scale * g)
+        out = np.exp(x - lse[:, None]) * c
+    out[np.arange(len(y)), y] -= c
+    return loss, lse, out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(128, 10), (3, 1), (5, 1000), (1, 7)])
+def test_xent_kernels_match_numpy(dtype, shape):
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal(shape) * 4).astype(dtype)
+    if shape[0] >= 3 and shape[1] >= 2:
+        x[0, 1], x[1, 0], x[2, :] = np.inf, -np.inf, np.nan      # non-finite rows, as NumPy
+    y = rng.integers(0, shape[1], shape[0])
+    loss, lse = K.xent_fwd(x, y)
+    g = np.asarray(0.75, dtype)
+    out = K.xent_vjp(x, y, lse, g, 1.0 / shape[0])
+    want = _xent_numpy(x, y, 0.75, 1.0 / shape[0])
+    tol = dict(rtol=2e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-14, atol=1e-15)
+    for got, w in zip((loss, lse, out), want):
+        assert got.dtype == dtype and got.shape == w.shape
+        np.testing.assert_allclose(got, w, equal_nan=True, **tol)
+    with pytest.raises(ValueError, match="label"):
+        K.xent_fwd(x, np.full(shape[0], shape[1]))
