@@ -887,6 +887,7 @@ def _find_blas():
     if len(chosen) == 1:
         lib = chosen[0]
         arch = str(getattr(lib, "architecture", "") or "").lower()
+        _bind_thread_count(lib)
         return (lib.internal_api == "openblas", lib.get_num_threads,
                 lib.internal_api == "mkl" or lib.internal_api == "openblas" and
                 arch in _FEW_ROWS_FAST)
@@ -896,6 +897,30 @@ def _find_blas():
     except Exception:
         name = ""
     return "openblas" in str(name).lower(), None, False
+
+
+ctypedef int (*_int_fn)() noexcept nogil
+cdef _int_fn _thread_count = NULL     # the BLAS's own thread-count function, called directly
+
+
+def _bind_thread_count(lib):
+    """Point _thread_count at the C function behind threadpoolctl's lib.get_num_threads (1.5 us
+    a call through threadpoolctl's Python layer, four times in a small training step): found
+    as threadpoolctl finds it, and kept only if it answers as threadpoolctl does."""
+    global _thread_count
+    import ctypes
+    _thread_count = NULL
+    try:
+        name = ("omp_get_max_threads" if getattr(lib, "threading_layer", None) == "openmp"
+                else "openblas_get_num_threads")
+        fn = lib._get_symbol(name)
+        addr = ctypes.cast(fn, ctypes.c_void_p).value if fn is not None else None
+    except Exception:                 # another threadpoolctl: its Python getter serves
+        return
+    if addr:
+        _thread_count = <_int_fn><size_t>addr
+        if _thread_count() != lib.get_num_threads():
+            _thread_count = NULL
 
 
 cdef bint _use_own_gemm(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, bint a_t,
@@ -937,7 +962,11 @@ cdef bint _use_own_gemm(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, bint a_t,
         _blas = _find_blas()
     if not _blas[0]:
         return False
-    return macs <= _BLAS_SERIAL or _blas[1] is not None and _blas[1]() == 1
+    if macs <= _BLAS_SERIAL:
+        return True
+    if _thread_count != NULL:
+        return _thread_count() == 1
+    return _blas[1] is not None and _blas[1]() == 1
 
 
 def own_gemm_rule(Py_ssize_t m, Py_ssize_t k, Py_ssize_t n, bint a_t=False, bint b_t=False):

@@ -26,9 +26,9 @@ def _xent_fwd(reduction, x, y):
     loss, lse = K.xent_fwd(x, y)
     if reduction == "none":
         return loss, lse
-    total = np.asarray(loss.sum())
+    total = K.sum_all(loss)                 # NumPy's pairwise sum, without the ufunc's reduce
     if reduction == "mean":
-        total = np.asarray(total / loss.shape[0])
+        total = K.binary(K.GA_DIV, total, loss.shape[0])
     return total, lse
 
 def _onehot(c, dtype, labels):

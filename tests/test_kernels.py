@@ -580,6 +580,12 @@ def test_own_gemm_dispatch_rules():
             K._blas = (False, None, True)            # MKL, BLIS, ...: all to BLAS
             assert not rule(10, 256, 10) and not rule(2, 256, 1000, b_t=True)
         K._blas = None
+        with threadpool_limits(2):                   # BLAS threaded: only what it runs serially
+            if K._find_blas()[1]() == 2:             # (the count read by the C function too)
+                assert not rule(128, 128, 128) and rule(10, 256, 10)
+        with threadpool_limits(1):
+            assert rule(128, 128, 128)               # read again on every call
+        K._blas = None
         K.set_own_gemm(False)
         assert not rule(10, 256, 10)
         K.set_own_gemm(True, always=True)
