@@ -13,7 +13,8 @@ The Tracer keeps, in program order,
 
 Sweeps are traced flat.  A reverse or forward sweep runs as a recorded one (create_graph: its
 rules see Tensors), so that the primitives the rules apply (through mul_, matmul_, call, ...)
-are recorded as FWD instructions like those of the forward pass.  The sweep's results and `.grad` updates become RESULT and GRAD instructions.
+are recorded as FWD instructions like those of the forward pass.  The sweep's results and
+`.grad` updates become RESULT and GRAD instructions.
 So the program is one flat list of forward kernels, in the order the trace ran them (a
 topological order, found once, by the trace itself), and a replay runs no sweep, no sort and
 no rule: per instruction it calls the primitive's forward (an elementwise or product kernel

@@ -1520,6 +1520,18 @@ cdef void _check_update(str name, cnp.ndarray p, list others) except *:
                              f"parameter ({np.shape(p)}, {p.dtype})")
 
 
+def update_operands(object g, object p):
+    """(g as a C-contiguous array of p's dtype, whether p can be updated in place: a writable
+    C-contiguous array): an optimizer's per-parameter checks, from the array headers."""
+    cdef bint ok = cnp.PyArray_Check(p) and cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>p) and \
+        cnp.PyArray_ISWRITEABLE(<cnp.ndarray>p)
+    if not (cnp.PyArray_Check(g) and cnp.PyArray_Check(p) and
+            cnp.PyArray_TYPE(<cnp.ndarray>g) == cnp.PyArray_TYPE(<cnp.ndarray>p) and
+            cnp.PyArray_IS_C_CONTIGUOUS(<cnp.ndarray>g)):
+        g = np.ascontiguousarray(g, dtype=np.asarray(p).dtype)
+    return g, ok
+
+
 cpdef sgd_update(object p, object g, object buf, double lr, double momentum, double dampening,
                  double weight_decay, bint nesterov, bint first):
     """One SGD step on p in place (buf: the momentum buffer, or None without momentum)."""

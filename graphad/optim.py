@@ -76,9 +76,8 @@ class Optimizer:
         g = p.grad
         if type(g) is Tensor:
             g = g.data
-        if g.dtype != p.data.dtype or not g.flags.c_contiguous:
-            g = np.ascontiguousarray(g, dtype=p.data.dtype)
-        if not p.data.flags.c_contiguous or not p.data.flags.writeable:
+        g, in_place = K.update_operands(g, p.data)
+        if not in_place:
             p.data = np.array(p.data, copy=True)
         return g
 
@@ -173,6 +172,8 @@ class SGD(Optimizer):
     def _step(self):
         for g in self.param_groups:
             lr, mu = float(g["lr"]), float(g["momentum"])
+            damp, wd = float(g["dampening"]), float(g["weight_decay"])
+            nesterov = bool(g["nesterov"])
             for p in g["params"]:
                 if p.grad is None:
                     continue
@@ -184,8 +185,7 @@ class SGD(Optimizer):
                         s = self.state[id(p)] = {"momentum_buffer": np.empty_like(p.data)}
                         first = True
                     buf = s["momentum_buffer"]
-                K.sgd_update(p.data, grad, buf, lr, mu, float(g["dampening"]),
-                             float(g["weight_decay"]), bool(g["nesterov"]), first)
+                K.sgd_update(p.data, grad, buf, lr, mu, damp, wd, nesterov, first)
 
 
 class Adam(Optimizer):

@@ -676,7 +676,8 @@ def test_a_0d_result_nobody_holds_is_reused_and_one_held_never_is(dtype):
     assert len({id(r) for r in held + later}) == len(held) + len(later)
     assert [float(h) for h in held] == values
     for i, r in enumerate(later):
-        assert r.dtype == dtype and r.shape == () and float(r) == float(np.sin(dtype(1.0 + 0.01 * i)))
+        want = float(np.sin(dtype(1.0 + 0.01 * i)))
+        assert r.dtype == dtype and r.shape == () and float(r) == want
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
