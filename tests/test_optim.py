@@ -282,3 +282,27 @@ def test_scheduler_state_round_trip():
     s2.load_state_dict(s.state_dict())
     assert s2.get_last_lr() == s.get_last_lr()
     assert lrs(s2, 2) == lrs(s, 2)
+
+
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.5),
+                                  lambda ps: optim.Adam(ps, lr=0.01)])
+def test_gradients_of_another_layout_or_dtype_and_read_only_parameters(make):
+    """A transposed or float32 gradient is read as the parameter's contiguous float64; a
+    read-only parameter is replaced by an updated copy (the caller's array is never written)."""
+    params = make_params()
+    ref = make_params()
+    frozen = params[0].data
+    frozen.flags.writeable = False
+    snapshot = frozen.copy()
+    opt, opt_ref = make(params), make(ref)
+    for k in range(3):
+        gs = grads_for(k, params)
+        params[0].grad = np.asfortranarray(gs[0])          # another layout
+        params[1].grad = gs[1].astype(np.float32)          # another dtype
+        ref[0].grad, ref[1].grad = gs[0], gs[1].astype(np.float32).astype(np.float64)
+        opt.step()
+        opt_ref.step()
+    np.testing.assert_array_equal(frozen, snapshot)
+    for p, r in zip(params, ref):
+        assert p.data.dtype == np.float64 and p.data.flags.c_contiguous
+        np.testing.assert_allclose(p.data, r.data, rtol=1e-15)
