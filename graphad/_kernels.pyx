@@ -661,7 +661,10 @@ cpdef object accumulate(object acc, object x):
                     ga_accumulate_f(n, <float*>cnp.PyArray_DATA(a), <float*>cnp.PyArray_DATA(b))
                 _relock(ts)
                 return acc
-            if _is_repeated_value(b):
+            if _is_repeated_value(b) and not (
+                    <char*>cnp.PyArray_DATA(a) <= <char*>cnp.PyArray_DATA(b) <
+                    <char*>cnp.PyArray_DATA(a) + n * cnp.PyArray_ITEMSIZE(a)):
+                # (one of acc's own entries would change under the loop: NumPy copies it)
                 ts = _unlock(n >= _NOGIL_MIN)
                 if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
                     ga_binary_d(GA_ADD, n, <double*>cnp.PyArray_DATA(a), 1,

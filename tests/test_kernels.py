@@ -756,6 +756,9 @@ def test_accumulate_a_broadcast_value_in_place(dtype):
         np.testing.assert_array_equal(got, want)
     ro = np.broadcast_to(np.asarray(2.0, dtype), (6,))
     assert K.accumulate(ro.copy(), ro).tolist() == [4.0] * 6
+    acc = np.arange(1.0, 6.0, dtype=dtype)
+    own = np.broadcast_to(acc[2:3], (5,))            # one of acc's own entries, broadcast
+    np.testing.assert_array_equal(K.accumulate(acc, own), np.arange(1.0, 6.0) + 3.0)
     row = np.broadcast_to(np.arange(3, dtype=dtype), (2, 3))              # not one value
     got = K.accumulate(np.ones((2, 3), dtype), row)
     np.testing.assert_array_equal(got, np.ones((2, 3), dtype) + row)
