@@ -243,6 +243,20 @@ cdef tuple unwrap_args(tuple args):
     return raw
 
 
+cdef object _binary_forward(Prim p, tuple args):
+    """forward() of a binary C-kernel primitive on two operands, one at least a Tensor, read
+    in place (no tuple of their values is made)."""
+    a, b = args[0], args[1]
+    if type(a) is Tensor:
+        a = (<Tensor>a).data
+    if type(b) is Tensor:
+        b = (<Tensor>b).data
+    try:
+        return K.binary(p.code, a, b)
+    except ValueError as e:
+        _broadcast_error(p, (a, b), e)
+
+
 cdef object forward(Prim p, object params, tuple raw):
     """Run a primitive's forward on raw inputs; elementwise kernels are called directly."""
     if p.kernel == 2:
@@ -574,7 +588,8 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
     if p.multiple:
         return _apply_multi(p, args, params, always_wrap)
     args = _operands(p, args, &any_tensor, &needs, always_wrap)
-    raw = unwrap_args(args) if any_tensor else args
+    # the values as a tuple, for all but a binary kernel's plain evaluation (_binary_forward)
+    raw = unwrap_args(args) if any_tensor and (p.kernel != 2 or _fwd != 0 or _debug) else args
     both = None
     if _fwd != 0 and needs and _grad_enabled:
         if _fwd_demand and not _recording:
@@ -592,6 +607,8 @@ cdef object _apply(Prim p, tuple args, object params, bint always_wrap):
                 both = _eager_rule(p.fused, params, raw, tans)    # (value, tangent), or None
     if both is not None:
         res, saved = both[0], None
+    elif p.kernel == 2 and any_tensor and len(args) == 2:
+        res, saved = _binary_forward(p, args), None
     else:
         res = forward(p, params, raw)
         if p.saves:
