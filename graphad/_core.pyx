@@ -20,6 +20,7 @@ import numpy as np
 cimport numpy as cnp
 from cpython.ref cimport Py_INCREF
 from cpython.object cimport PyObject
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.tuple cimport PyTuple_New, PyTuple_SET_ITEM, PyTuple_GetSlice, PyTuple_GET_ITEM
 from cpython.dict cimport PyDict_GetItem, PyDict_Size
 
@@ -1130,70 +1131,91 @@ def _freed_error():
 cdef list _topo_order(list roots, long stamp, bint by_sources):
     """Nodes reachable from the roots through tensors that require grad, in topological order
     (inputs before outputs), by an iterative depth-first search.  Marks `_need` on every node
-    that leads to a target (a leaf, or a source when sources are given)."""
+    that leads to a target (a leaf, or a source when sources are given).  The search's stack
+    is a C array of borrowed pointers (the graph holds every node while it runs, and it runs
+    no Python code) with the index of the next parent to visit beside each."""
     cdef list order = []
-    cdef list stack = []
-    cdef list istack = []
+    cdef Py_ssize_t cap = 64, depth
+    cdef PyObject **nodes = <PyObject**>PyMem_Malloc(cap * sizeof(PyObject*))
+    cdef Py_ssize_t *next_parent = <Py_ssize_t*>PyMem_Malloc(cap * sizeof(Py_ssize_t))
     cdef Tensor t, p
+    cdef tuple parents
     cdef Py_ssize_t i, n
     cdef bint pushed
-    for r in roots:
-        t = <Tensor>r
-        if t._seen == stamp:
-            continue
-        t._seen = stamp
-        if t._src == stamp or t.prim is None:
-            # a root that is itself a target (f returned its input): mark it, so that other
-            # roots that lead to it are not pruned
-            if t._src == stamp or not by_sources:
-                t._need = stamp
-            continue
-        if t._freed:
-            raise _freed_error()
-        stack.append(t)
-        istack.append(0)
-        while stack:
-            t = <Tensor>stack[-1]
-            i = <Py_ssize_t>istack[-1]
-            parents = t.parents
-            n = len(parents)
-            pushed = False
-            while i < n:
-                a = parents[i]
-                i += 1
-                if type(a) is not Tensor:
-                    continue
-                p = <Tensor>a
-                if not p._requires_grad or p._seen == stamp:
-                    continue
-                p._seen = stamp
-                if p._src == stamp:          # a source: a target, and never descended past
-                    p._need = stamp
-                    continue
-                if p.prim is None:           # a leaf: a target unless sources were named
-                    if not by_sources:
-                        p._need = stamp
-                    continue
-                if p._freed:
-                    raise _freed_error()
-                istack[-1] = i
-                stack.append(p)
-                istack.append(0)
-                pushed = True
-                break
-            if pushed:
+    try:
+        if nodes == NULL or next_parent == NULL:
+            raise MemoryError()
+        for r in roots:
+            t = <Tensor>r
+            if t._seen == stamp:
                 continue
-            stack.pop()
-            istack.pop()
-            # post-order: every input of t has been finished, so t knows if it leads anywhere
-            if t._need != stamp:
-                for a in parents:
-                    if type(a) is Tensor and (<Tensor>a)._need == stamp:
-                        t._need = stamp
-                        break
-            if t._need == stamp:
-                order.append(t)
+            t._seen = stamp
+            if t._src == stamp or t.prim is None:
+                # a root that is itself a target (f returned its input): mark it, so that other
+                # roots that lead to it are not pruned
+                if t._src == stamp or not by_sources:
+                    t._need = stamp
+                continue
+            if t._freed:
+                raise _freed_error()
+            nodes[0], next_parent[0], depth = <PyObject*>t, 0, 1
+            while depth:
+                t = <Tensor>nodes[depth - 1]
+                i = next_parent[depth - 1]
+                parents = t.parents
+                n = len(parents)
+                pushed = False
+                while i < n:
+                    a = <object>PyTuple_GET_ITEM(parents, i)
+                    i += 1
+                    if type(a) is not Tensor:
+                        continue
+                    p = <Tensor>a
+                    if not p._requires_grad or p._seen == stamp:
+                        continue
+                    p._seen = stamp
+                    if p._src == stamp:          # a source: a target, never descended past
+                        p._need = stamp
+                        continue
+                    if p.prim is None:           # a leaf: a target unless sources were named
+                        if not by_sources:
+                            p._need = stamp
+                        continue
+                    if p._freed:
+                        raise _freed_error()
+                    next_parent[depth - 1] = i
+                    if depth == cap:
+                        cap *= 2
+                        nodes = <PyObject**>_grow(nodes, cap * sizeof(PyObject*))
+                        next_parent = <Py_ssize_t*>_grow(next_parent, cap * sizeof(Py_ssize_t))
+                    nodes[depth], next_parent[depth] = <PyObject*>p, 0
+                    depth += 1
+                    pushed = True
+                    break
+                if pushed:
+                    continue
+                depth -= 1
+                # post-order: every input of t has been finished, so t knows if it leads anywhere
+                if t._need != stamp:
+                    for a in parents:
+                        if type(a) is Tensor and (<Tensor>a)._need == stamp:
+                            t._need = stamp
+                            break
+                if t._need == stamp:
+                    order.append(t)
+    finally:
+        PyMem_Free(nodes)
+        PyMem_Free(next_parent)
     return order
+
+
+cdef void *_grow(void *block, size_t nbytes) except NULL:
+    """PyMem_Realloc, raising MemoryError where it fails (the caller still owns the old block
+    then, and frees it)."""
+    cdef void *grown = PyMem_Realloc(block, nbytes)
+    if grown == NULL:
+        raise MemoryError()
+    return grown
 
 
 cdef object _sum_to(object g, tuple shape, Py_ssize_t nlead):
