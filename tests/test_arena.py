@@ -11,7 +11,9 @@ import graphad as ga
 from graphad import _arena
 
 LIMIT = int(float(os.environ.get("GRAPHAD_ARENA_CACHE_MB", "64")) * (1 << 20))
-needs_cache = pytest.mark.skipif(LIMIT == 0, reason="GRAPHAD_ARENA_CACHE_MB=0")
+needs_cache = pytest.mark.skipif(
+    LIMIT == 0 or os.environ.get("PYTHONMALLOC", "") in ("malloc", "malloc_debug"),
+    reason="GRAPHAD_ARENA_CACHE_MB=0, or no small-object allocator (PYTHONMALLOC=malloc)")
 
 
 def _long_chain_gradient(n):
