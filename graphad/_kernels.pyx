@@ -11,6 +11,7 @@ import weakref
 
 import numpy as np
 cimport numpy as cnp
+from libc.string cimport memcpy
 from cpython.ref cimport Py_INCREF, PyObject
 from cpython.list cimport PyList_GET_ITEM
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
@@ -1242,12 +1243,27 @@ cpdef tuple matvecs(object A, bint transposed, object u, object v):
     """(u @ B, v @ B) for the vectors u and v, B = A^T where transposed, else A: ONE product
     of the rows [u; v] that reads B once (two GEMVs read it twice); the results are the rows
     of one (2, m) array."""
-    cdef Py_ssize_t n = u.shape[0]
-    stacked = np.empty((2, n), u.dtype)
-    stacked[0] = u
-    stacked[1] = v
-    r = matmul(stacked, A.T if transposed else A)
+    r = matmul(_two_rows(u, v), cnp.PyArray_Transpose(<cnp.ndarray>A, NULL) if transposed else A)
     return r[0], r[1]
+
+
+cdef cnp.ndarray _two_rows(object u, object v):
+    """The (2, n) array [u; v] of two vectors of one float dtype: copied row by row with memcpy
+    where both are contiguous (NumPy's slice assignment costs ~1 us a row), else by NumPy."""
+    cdef cnp.npy_intp dims[2]
+    cdef cnp.ndarray a = <cnp.ndarray>u, b = <cnp.ndarray>v, out
+    cdef size_t nbytes
+    dims[0], dims[1] = 2, cnp.PyArray_DIMS(a)[0]
+    out = new_array(2, dims, cnp.PyArray_TYPE(a))
+    if cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_IS_C_CONTIGUOUS(b) and \
+            cnp.PyArray_TYPE(a) == cnp.PyArray_TYPE(b):
+        nbytes = dims[1] * cnp.PyArray_ITEMSIZE(a)
+        memcpy(cnp.PyArray_DATA(out), cnp.PyArray_DATA(a), nbytes)
+        memcpy(<char*>cnp.PyArray_DATA(out) + nbytes, cnp.PyArray_DATA(b), nbytes)
+    else:
+        out[0] = u
+        out[1] = v
+    return out
 
 
 cpdef object matmul_fused(object params, tuple raw, object tangents):
@@ -1280,6 +1296,10 @@ cpdef object matmul_fused(object params, tuple raw, object tangents):
         return None
     if not stacking_pays(<cnp.ndarray>A, rows + tx.size // n, transposed):
         return None
+    if rows == 1 and x.ndim == 1 and tx.ndim == 1:      # a value and one tangent (hvp)
+        r = matmul(_two_rows(x, tx), cnp.PyArray_Transpose(<cnp.ndarray>A, NULL)
+                   if transposed else A)
+        return r[0], r[1]
     stacked = np.empty((rows + tx.size // n, n), x.dtype)
     stacked[:rows] = x.reshape(rows, n)
     stacked[rows:] = tx.reshape(-1, n)

@@ -806,3 +806,27 @@ def test_xent_kernels_match_numpy(dtype, shape):
         np.testing.assert_allclose(got, w, equal_nan=True, **tol)
     with pytest.raises(ValueError, match="label"):
         K.xent_fwd(x, np.full(shape[0], shape[1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_two_vectors_times_one_matrix_in_one_product(dtype):
+    """matvecs and matmul_fused's value-and-tangent product: [u; v] stacked (memcpy for
+    contiguous vectors, NumPy for strided ones) times A or A^T, equal to two products."""
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((200, 300)).astype(dtype)
+    tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for u, v in ((rng.standard_normal(300).astype(dtype), rng.standard_normal(300).astype(dtype)),
+                 (rng.standard_normal(600).astype(dtype)[::2], rng.standard_normal(300).astype(dtype))):
+        a, b = K.matvecs(A, True, u, v)                  # A u, A v
+        np.testing.assert_allclose(a, A @ u, **tol)
+        np.testing.assert_allclose(b, A @ v, **tol)
+        fused = K.matmul_fused(None, (A, u), (None, v))
+        if not K.stacking_pays(A, 2, True):      # a BLAS without a fast few-rows path
+            assert fused is None
+            continue
+        np.testing.assert_allclose(fused[0], A @ u, **tol)
+        np.testing.assert_allclose(fused[1], A @ v, **tol)
+    g, dg = (rng.standard_normal(200).astype(dtype) for _ in range(2))
+    a, b = K.matvecs(A, False, g, dg)                    # g A, dg A
+    np.testing.assert_allclose(a, g @ A, **tol)
+    np.testing.assert_allclose(b, dg @ A, **tol)
