@@ -19,24 +19,25 @@ cdef class Prim:
 cdef class Tensor:
     cdef public object data     # the value: an ndarray
     cdef public object grad     # accumulated gradient of a leaf
-    cdef bint _requires_grad
     cdef public Prim prim       # the primitive that made this tensor; None for leaves/constants
     cdef public tuple parents   # the primitive's inputs, as given (Tensors and constants)
     cdef public object params   # static parameters of the primitive (axis, shape, ...)
     cdef public object saved    # residuals the forward kept for the rules
-    # sweep scratch: accumulated cotangent or tangent, whether the sweep owns that buffer,
-    # and marks stamped by the sweep that last visited this node
+    # sweep scratch: accumulated cotangent or tangent, and marks stamped by the sweep that last
+    # visited this node
     cdef object _ct
-    cdef bint _ct_owned
     cdef long _seen
     cdef long _need
     cdef long _src
-    cdef bint _freed
     # eager forward mode: the tangent computed with the value, valid when _tan_at is the
     # stamp of the forward evaluation in progress
     cdef object _tan
     cdef long _tan_at
     cdef object __weakref__
+    # flags last, one byte each: the object fits pymalloc's 128-byte class (144 as bints)
+    cdef unsigned char _requires_grad
+    cdef unsigned char _ct_owned    # whether the sweep owns the buffer in _ct
+    cdef unsigned char _freed
 
 
 cdef tuple unwrap_args(tuple args)

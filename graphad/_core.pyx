@@ -791,7 +791,7 @@ cdef class Tensor:
     # -- attributes --------------------------------------------------------------------------
     @property
     def requires_grad(self):
-        return self._requires_grad
+        return self._requires_grad != 0
 
     @requires_grad.setter
     def requires_grad(self, value):
