@@ -644,35 +644,39 @@ for _op, _uf in _NP_LOOPS:
 
 cpdef object accumulate(object acc, object x):
     """acc += x in place when acc is a float buffer of x's shape; returns acc (or a new sum).
-    x may also be one value broadcast to that shape (a sum's cotangent), read at one address."""
+    x may also be one value broadcast to that shape (a sum's cotangent), read at one address.
+    An x whose memory overlaps acc's (other than acc itself) goes to NumPy, which copies it:
+    the loop would read entries it has already changed."""
     cdef PyThreadState *ts
     cdef cnp.ndarray a, b
     cdef Py_ssize_t n
+    cdef bint repeated
+    cdef char *pa
+    cdef char *pb
     if _is_float_array(acc) and _is_float_array(x):
         a = <cnp.ndarray>acc
         b = <cnp.ndarray>x
         if cnp.PyArray_TYPE(a) == cnp.PyArray_TYPE(b) and cnp.PyArray_IS_C_CONTIGUOUS(a) and \
                 cnp.PyArray_SAMESHAPE(a, b) and cnp.PyArray_ISWRITEABLE(a):
             n = cnp.PyArray_SIZE(a)
-            if cnp.PyArray_IS_C_CONTIGUOUS(b):
+            repeated = not cnp.PyArray_IS_C_CONTIGUOUS(b)
+            if repeated and not _is_repeated_value(b):
+                n = -1                  # strided: NumPy
+            pa, pb = <char*>cnp.PyArray_DATA(a), <char*>cnp.PyArray_DATA(b)
+            if n > 0 and (pb == pa and not repeated or
+                          pb >= pa + n * cnp.PyArray_ITEMSIZE(a) or
+                          pa >= pb + (1 if repeated else n) * cnp.PyArray_ITEMSIZE(a)):
                 ts = _unlock(n >= _NOGIL_MIN)
                 if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
-                    ga_accumulate_d(n, <double*>cnp.PyArray_DATA(a), <double*>cnp.PyArray_DATA(b))
+                    if repeated:
+                        ga_binary_d(GA_ADD, n, <double*>pa, 1, <double*>pb, 0, <double*>pa)
+                    else:
+                        ga_accumulate_d(n, <double*>pa, <double*>pb)
                 else:
-                    ga_accumulate_f(n, <float*>cnp.PyArray_DATA(a), <float*>cnp.PyArray_DATA(b))
-                _relock(ts)
-                return acc
-            if _is_repeated_value(b) and not (
-                    <char*>cnp.PyArray_DATA(a) <= <char*>cnp.PyArray_DATA(b) <
-                    <char*>cnp.PyArray_DATA(a) + n * cnp.PyArray_ITEMSIZE(a)):
-                # (one of acc's own entries would change under the loop: NumPy copies it)
-                ts = _unlock(n >= _NOGIL_MIN)
-                if cnp.PyArray_TYPE(a) == cnp.NPY_DOUBLE:
-                    ga_binary_d(GA_ADD, n, <double*>cnp.PyArray_DATA(a), 1,
-                                <double*>cnp.PyArray_DATA(b), 0, <double*>cnp.PyArray_DATA(a))
-                else:
-                    ga_binary_f(GA_ADD, n, <float*>cnp.PyArray_DATA(a), 1,
-                                <float*>cnp.PyArray_DATA(b), 0, <float*>cnp.PyArray_DATA(a))
+                    if repeated:
+                        ga_binary_f(GA_ADD, n, <float*>pa, 1, <float*>pb, 0, <float*>pa)
+                    else:
+                        ga_accumulate_f(n, <float*>pa, <float*>pb)
                 _relock(ts)
                 return acc
     if isinstance(acc, np.ndarray) and acc.shape == np.shape(x) and \

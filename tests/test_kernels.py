@@ -830,3 +830,17 @@ def test_two_vectors_times_one_matrix_in_one_product(dtype):
     a, b = K.matvecs(A, False, g, dg)                    # g A, dg A
     np.testing.assert_allclose(a, g @ A, **tol)
     np.testing.assert_allclose(b, dg @ A, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_regression_accumulate_of_an_overlapping_view_is_numpys_sum(dtype):
+    """acc += x where x's memory overlaps acc's (views of one buffer, one behind the other):
+    the in-place loop read entries it had already changed (buf[1:6] += buf[:5] gave
+    [1, 3, 6, 10, 15] instead of [1, 3, 5, 7, 9]); such an x now goes to NumPy."""
+    for lo, hi in ((1, 0), (0, 1), (3, 1)):
+        buf = np.arange(10, dtype=dtype)
+        want = buf[lo:lo + 5] + buf[hi:hi + 5]
+        got = K.accumulate(buf[lo:lo + 5], buf[hi:hi + 5])
+        np.testing.assert_array_equal(got, want)
+    a = np.arange(4, dtype=dtype)
+    np.testing.assert_array_equal(K.accumulate(a, a), 2 * np.arange(4, dtype=dtype))   # itself
