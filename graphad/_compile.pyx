@@ -356,20 +356,6 @@ cdef inline object _val(object a):
     return (<Tensor>a).data if type(a) is Tensor else a
 
 
-cdef void _uses(object x, Py_ssize_t idx, dict last):
-    """Record instruction idx as the latest reader of the nodes in x (a Tensor, or a tuple or
-    list holding them, one level deep: operands, parameters, effect arguments)."""
-    if type(x) is Tensor:
-        if id(x) in last:
-            last[id(x)] = (idx, x)
-    elif type(x) is tuple or type(x) is list:
-        for a in x:
-            if type(a) is Tensor and id(a) in last:
-                last[id(a)] = (idx, a)
-            elif type(a) is tuple or type(a) is list:
-                _uses(a, idx, last)
-
-
 cdef void _mark(object x, set live):
     """Add the nodes in x (a Tensor, or tuples and lists holding them) to live."""
     if type(x) is Tensor:
@@ -379,14 +365,27 @@ cdef void _mark(object x, set live):
             _mark(a, live)
 
 
+cdef set _read_ids(Instr I):
+    """ids of the nodes instruction I reads: a FWD's operands and parameters, a GRAD's
+    cotangent, a RESULT's sources, an EFFECT's or SWEEP's arguments."""
+    cdef set ids = set()
+    if I.kind == FWD:
+        _mark(I.args, ids)
+        _mark(I.params, ids)
+    elif I.kind == GRAD:
+        _mark(I.src, ids)
+    elif I.kind == RESULT:
+        for src in <list>I.src:
+            if src is not None:
+                _mark(src[0], ids)
+    elif I.kind == EFFECT or I.kind == SWEEP:
+        _mark(I.args, ids)
+    return ids
+
+
 cdef bint _reads(Instr I, set ids):
     """Whether instruction I (a FWD) reads a node of ids; any other kind counts as reading."""
-    if I.kind != FWD:
-        return True
-    cdef set mine = set()
-    _mark(I.args, mine)
-    _mark(I.params, mine)
-    return not mine.isdisjoint(ids)
+    return I.kind != FWD or not _read_ids(I).isdisjoint(ids)
 
 
 cdef tuple _matvec_key(Instr I, dict producer, list rebind):
@@ -576,16 +575,7 @@ cdef class Program:
                         (I.fast != 6 or id(I.out2) not in live):
                     self.n_fwd -= 1
                     continue
-                _mark(I.args, live)
-                _mark(I.params, live)
-            elif I.kind == GRAD:
-                _mark(I.src, live)
-            elif I.kind == RESULT:
-                for src in <list>I.src:
-                    if src is not None:
-                        _mark(src[0], live)
-            elif I.kind == EFFECT or I.kind == SWEEP:
-                _mark(I.args, live)
+            live.update(_read_ids(I))
             code.append(I)
         code.reverse()
         self.code = code
@@ -663,21 +653,14 @@ cdef class Program:
             return
         for idx in range(len(self.code)):
             I = <Instr>self.code[idx]
+            for i in _read_ids(I):              # idx is now the latest reader of these
+                if i in last:
+                    last[i] = (idx, (<tuple>last[i])[1])
             if I.kind == FWD:
-                _uses(I.args, idx, last)
-                _uses(I.params, idx, last)
                 if id(I.out) not in kept:
                     last[id(I.out)] = (idx, I.out)      # produced (a value nobody reads: now)
                 if I.fast == 6 and id(I.out2) not in kept:
                     last[id(I.out2)] = (idx, I.out2)
-            elif I.kind == GRAD:
-                _uses(I.src, idx, last)
-            elif I.kind == RESULT:
-                for src in <list>I.src:
-                    if src is not None:
-                        _uses(src[0], idx, last)
-            elif I.kind == EFFECT:
-                _uses(I.args, idx, last)
         drops = {}
         for idx, t in last.values():
             drops.setdefault(idx, []).append(t)
